@@ -1,0 +1,317 @@
+"""The fixed split: reading a dataset folder (or a pyannote.database protocol), fingerprinting it,
+and decoding its audio once into a cache that the training task reads from.
+
+Folder layout (pyannote.database conventions)::
+
+    train.txt dev.txt test.txt                 one URI a line
+    {train,dev,test}/wav/{uri}.wav
+    {train,dev,test}/rttm/{uri}.rttm
+    {train,dev,test}/uem/{uri}.uem             optional: whole file when missing
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.database.protocol import SpeakerDiarizationProtocol
+
+SAMPLE_RATE = 16000
+SUBSETS = ("train", "dev", "test")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used, with the file (and line) at fault."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One file of the split: its audio path, reference and annotated region (UEM)."""
+
+    uri: str
+    subset: str
+    audio: Path
+    annotation: Annotation = field(compare=False)
+    annotated: Timeline = field(compare=False)
+    duration: float
+
+
+@dataclass
+class Split:
+    """A fixed train/dev/test split and its content fingerprint."""
+
+    name: str
+    recordings: dict[str, list[Recording]]
+    fingerprint: str
+    source: str
+
+    def files(self, subset: str) -> list[Recording]:
+        return self.recordings[subset]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            subset: {
+                "files": len(recs),
+                "hours": round(sum(r.annotated.duration() for r in recs) / 3600, 4),
+                "speakers": len({label for r in recs for label in r.annotation.labels()}),
+            }
+            for subset, recs in self.recordings.items()
+        }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_list(path: Path) -> list[str]:
+    """URIs of a list file, one a line; blank lines ignored, duplicates refused."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing list file")
+    uris: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        uri = raw.strip()
+        if not uri:
+            continue
+        if any(c.isspace() for c in uri) or "/" in uri:
+            raise DataError(f"{path}:{number}: invalid URI {uri!r} (no spaces or slashes)")
+        if uri in seen:
+            raise DataError(f"{path}:{number}: duplicate URI {uri!r} (first on line {seen[uri]})")
+        seen[uri] = number
+        uris.append(uri)
+    if not uris:
+        raise DataError(f"{path}: list is empty")
+    return uris
+
+
+def _float(value: str, path: Path, number: int, what: str) -> float:
+    try:
+        result = float(value)
+    except ValueError:
+        raise DataError(f"{path}:{number}: {what} {value!r} is not a number") from None
+    if not np.isfinite(result) or result < 0:
+        raise DataError(f"{path}:{number}: {what} {value!r} must be a finite number >= 0")
+    return result
+
+
+def read_rttm(path: Path, uri: str) -> Annotation:
+    """Speaker turns of ``uri`` from an RTTM file (``SPEAKER uri 1 start dur <NA> <NA> spk ...``)."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing RTTM file for {uri!r}")
+    annotation = Annotation(uri=uri)
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        fields = raw.split()
+        if not fields or fields[0].startswith(("#", ";")):
+            continue
+        if fields[0] != "SPEAKER":
+            continue
+        if len(fields) < 8:
+            raise DataError(
+                f"{path}:{number}: expected at least 8 fields "
+                "(SPEAKER uri channel start duration <NA> <NA> speaker), "
+                f"got {len(fields)}"
+            )
+        if fields[1] != uri:
+            raise DataError(f"{path}:{number}: URI {fields[1]!r} does not match file {uri!r}")
+        start = _float(fields[3], path, number, "start")
+        duration = _float(fields[4], path, number, "duration")
+        if duration > 0:
+            segment = Segment(start, start + duration)
+            annotation[segment, annotation.new_track(segment)] = fields[7]
+    return annotation
+
+
+def read_uem(path: Path, uri: str) -> Timeline:
+    """Annotated regions of ``uri`` from a UEM file (``uri channel start end``)."""
+    regions = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        fields = raw.split()
+        if not fields or fields[0].startswith(("#", ";")):
+            continue
+        if len(fields) != 4:
+            raise DataError(f"{path}:{number}: expected 4 fields (uri channel start end)")
+        if fields[0] != uri:
+            raise DataError(f"{path}:{number}: URI {fields[0]!r} does not match file {uri!r}")
+        start = _float(fields[2], path, number, "start")
+        end = _float(fields[3], path, number, "end")
+        if end <= start:
+            raise DataError(f"{path}:{number}: end {end} is not after start {start}")
+        regions.append(Segment(start, end))
+    if not regions:
+        raise DataError(f"{path}: no annotated region")
+    return Timeline(regions, uri=uri).support()
+
+
+def audio_duration(path: Path) -> float:
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise DataError(f"{path}: cannot read audio: {error}") from None
+    return info.frames / info.samplerate
+
+
+def load_folder(root: str | Path) -> Split:
+    """Read and validate a dataset folder; fingerprint its lists, RTTM, UEM and audio."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder does not exist")
+    recordings: dict[str, list[Recording]] = {}
+    digest = hashlib.sha256()
+    owner: dict[str, str] = {}
+    for subset in SUBSETS:
+        list_path = root / f"{subset}.txt"
+        uris = read_list(list_path)
+        digest.update(f"list:{subset}:{','.join(uris)}\n".encode())
+        recordings[subset] = []
+        for uri in uris:
+            if uri in owner:
+                raise DataError(f"{list_path}: URI {uri!r} is also in {owner[uri]}.txt")
+            owner[uri] = subset
+            wav = root / subset / "wav" / f"{uri}.wav"
+            if not wav.is_file():
+                raise DataError(f"{wav}: missing audio for {uri!r} (listed in {list_path})")
+            rttm = root / subset / "rttm" / f"{uri}.rttm"
+            annotation = read_rttm(rttm, uri)
+            duration = audio_duration(wav)
+            uem = root / subset / "uem" / f"{uri}.uem"
+            if uem.is_file():
+                annotated = read_uem(uem, uri).crop(Segment(0.0, duration), mode="intersection")
+                if not annotated:
+                    raise DataError(f"{uem}: annotated regions lie outside the audio ({duration:.3f} s)")
+                uem_hash = _sha256(uem)
+            else:
+                annotated = Timeline([Segment(0.0, duration)], uri=uri)
+                uem_hash = "whole-file"
+            digest.update(
+                f"{subset}:{uri}:{_sha256(wav)}:{_sha256(rttm)}:{uem_hash}\n".encode()
+            )
+            annotation = annotation.crop(annotated, mode="intersection")
+            recordings[subset].append(
+                Recording(uri, subset, wav, annotation, annotated, duration)
+            )
+    return Split(root.name, recordings, digest.hexdigest()[:16], str(root.resolve()))
+
+
+def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
+    """Read a pyannote.database protocol (``database.yml`` + name) into a :class:`Split`."""
+    from pyannote.database import FileFinder, registry
+
+    database_yml = Path(database_yml)
+    if not database_yml.is_file():
+        raise DataError(f"{database_yml}: no such database.yml")
+    registry.load_database(str(database_yml))
+    try:
+        protocol = registry.get_protocol(
+            protocol_name, preprocessors={"audio": FileFinder(registry=registry)}
+        )
+    except Exception as error:
+        raise DataError(f"{database_yml}: protocol {protocol_name!r}: {error}") from None
+    digest = hashlib.sha256(f"protocol:{protocol_name}\n".encode())
+    recordings: dict[str, list[Recording]] = {}
+    for subset, method in zip(SUBSETS, ("train", "development", "test"), strict=True):
+        recordings[subset] = []
+        for file in getattr(protocol, method)():
+            uri = file["uri"]
+            wav = Path(file["audio"])
+            duration = audio_duration(wav)
+            annotated = file.get("annotated") or Timeline([Segment(0, duration)], uri=uri)
+            annotation = file["annotation"].crop(annotated, mode="intersection")
+            digest.update(
+                f"{subset}:{uri}:{_sha256(wav)}:{annotation.to_rttm()}:"
+                f"{annotated.to_uem()}\n".encode()
+            )
+            recordings[subset].append(
+                Recording(uri, subset, wav, annotation, annotated, duration)
+            )
+        if not recordings[subset]:
+            raise DataError(f"{database_yml}: protocol {protocol_name!r} has no {subset} files")
+    return Split(protocol_name, recordings, digest.hexdigest()[:16], str(database_yml.resolve()))
+
+
+# pyannote.audio 4.0.7's in-memory crop refuses a chunk that ends exactly at the last sample
+# (``end_sample >= num_samples``); a few trailing zeros let validation chunks reach the file's end.
+GUARD_SAMPLES = 16
+
+
+class AudioCache:
+    """Decodes each audio file once (soundfile, downmix, resample to 16 kHz) into ``.npy`` files
+    keyed by content (plus ``GUARD_SAMPLES`` zeros), memory-mapped on read. No FFmpeg involved."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._keys: dict[str, Path] = {}
+        self._memory: dict[str, torch.Tensor] = {}
+
+    def _path(self, audio: Path) -> Path:
+        key = str(audio)
+        if key not in self._keys:
+            self._keys[key] = self.directory / f"{_sha256(audio)}.npy"
+        return self._keys[key]
+
+    def prepare(self, audio: Path) -> Path:
+        target = self._path(audio)
+        if target.is_file():
+            return target
+        data, sample_rate = sf.read(str(audio), dtype="float32", always_2d=True)
+        waveform = torch.from_numpy(data.mean(axis=1))
+        if sample_rate != SAMPLE_RATE:
+            import torchaudio.functional as F
+
+            waveform = F.resample(waveform, sample_rate, SAMPLE_RATE)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+        guarded = np.concatenate([waveform.numpy(), np.zeros(GUARD_SAMPLES)]).astype(np.float32)
+        np.save(tmp, guarded)
+        os.replace(tmp, target)
+        return target
+
+    def waveform(self, audio: Path | str) -> torch.Tensor:
+        """(1, time) float32 tensor at 16 kHz."""
+        key = str(audio)
+        if key not in self._memory:
+            array = np.load(self.prepare(Path(audio)), mmap_mode="r")
+            with warnings.catch_warnings():  # read-only memory map: bench never writes to it
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                self._memory[key] = torch.from_numpy(array).unsqueeze(0)
+        return self._memory[key]
+
+
+class BenchProtocol(SpeakerDiarizationProtocol):
+    """pyannote.database protocol over a :class:`Split` (audio as paths, UEM as ``annotated``)."""
+
+    def __init__(self, split: Split):
+        super().__init__()
+        self.split = split
+        self.name = f"bench.SpeakerDiarization.{split.fingerprint}"
+
+    def _iter(self, subset: str) -> Iterator[dict]:
+        for rec in self.split.files(subset):
+            yield {
+                "uri": rec.uri,
+                "database": "bench",
+                "audio": str(rec.audio),
+                "annotation": rec.annotation,
+                "annotated": rec.annotated,
+                "scope": "file",
+            }
+
+    def train_iter(self) -> Iterator[dict]:
+        return self._iter("train")
+
+    def development_iter(self) -> Iterator[dict]:
+        return self._iter("dev")
+
+    def test_iter(self) -> Iterator[dict]:
+        return self._iter("test")

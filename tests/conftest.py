@@ -1,0 +1,71 @@
+"""Shared fixtures: real audio from pyannote.audio's wheel, split folders, small recipes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pyannote.audio  # noqa: E402
+
+SAMPLE_DIR = Path(pyannote.audio.__file__).parent / "sample"
+SAMPLE_WAV = SAMPLE_DIR / "sample.wav"
+SAMPLE_RTTM = SAMPLE_DIR / "sample.rttm"
+
+
+def make_sample_split(root: Path) -> Path:
+    """A split whose every file is pyannote's real 30 s two-speaker sample under another URI."""
+    rttm = SAMPLE_RTTM.read_text()
+    for subset in ("train", "dev", "test"):
+        uri = f"sample_{subset}"
+        for folder in ("wav", "rttm", "uem"):
+            (root / subset / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLE_WAV, root / subset / "wav" / f"{uri}.wav")
+        (root / subset / "rttm" / f"{uri}.rttm").write_text(rttm.replace("sample ", f"{uri} "))
+        (root / subset / "uem" / f"{uri}.uem").write_text(f"{uri} 1 0.000 30.000\n")
+        (root / f"{subset}.txt").write_text(f"{uri}\n")
+    return root
+
+
+@pytest.fixture
+def sample_split(tmp_path: Path) -> Path:
+    return make_sample_split(tmp_path / "sample_split")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One bench cache (demo data, decoded audio) for the whole test session."""
+    return Path(os.environ.get("BENCH_TEST_CACHE") or tmp_path_factory.mktemp("bench-cache"))
+
+
+TINY_RECIPE = '''
+"""A tiny scratch model for fast tests."""
+from bench.recipe import Cosine, Loss, Optimizer, Recipe, Scratch, VadLoss
+
+recipe = Recipe(
+    model=Scratch(lstm_hidden_size=16, lstm_num_layers=1, linear_hidden_size=16),
+    optimizer=Optimizer(name="adam", lr=1e-3),
+    scheduler=Cosine(),
+    epochs=2,
+    batch_size=4,
+    duration=5.0,
+    max_speakers_per_chunk=3,
+    loss=Loss(kind="bce+dice"),
+    vad_loss=VadLoss(),
+    gradient_clip=0.5,
+    seed=3,
+)
+'''
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY_RECIPE)
+    return path
