@@ -107,7 +107,7 @@ def _float(value: str, path: Path, number: int, what: str) -> float:
 
 
 def read_rttm(path: Path, uri: str) -> Annotation:
-    """Speaker turns of ``uri`` from an RTTM file (``SPEAKER uri 1 start dur <NA> <NA> spk ...``)."""
+    """Speaker turns of ``uri`` from an RTTM file (``SPEAKER uri 1 start dur <NA> <NA> spk``)."""
     if not path.is_file():
         raise DataError(f"{path}: missing RTTM file for {uri!r}")
     annotation = Annotation(uri=uri)
@@ -189,18 +189,16 @@ def load_folder(root: str | Path) -> Split:
             if uem.is_file():
                 annotated = read_uem(uem, uri).crop(Segment(0.0, duration), mode="intersection")
                 if not annotated:
-                    raise DataError(f"{uem}: annotated regions lie outside the audio ({duration:.3f} s)")
+                    raise DataError(
+                        f"{uem}: annotated regions lie outside the audio ({duration:.3f} s)"
+                    )
                 uem_hash = _sha256(uem)
             else:
                 annotated = Timeline([Segment(0.0, duration)], uri=uri)
                 uem_hash = "whole-file"
-            digest.update(
-                f"{subset}:{uri}:{_sha256(wav)}:{_sha256(rttm)}:{uem_hash}\n".encode()
-            )
+            digest.update(f"{subset}:{uri}:{_sha256(wav)}:{_sha256(rttm)}:{uem_hash}\n".encode())
             annotation = annotation.crop(annotated, mode="intersection")
-            recordings[subset].append(
-                Recording(uri, subset, wav, annotation, annotated, duration)
-            )
+            recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
     return Split(root.name, recordings, digest.hexdigest()[:16], str(root.resolve()))
 
 
@@ -232,9 +230,7 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
                 f"{subset}:{uri}:{_sha256(wav)}:{annotation.to_rttm()}:"
                 f"{annotated.to_uem()}\n".encode()
             )
-            recordings[subset].append(
-                Recording(uri, subset, wav, annotation, annotated, duration)
-            )
+            recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
         if not recordings[subset]:
             raise DataError(f"{database_yml}: protocol {protocol_name!r} has no {subset} files")
     return Split(protocol_name, recordings, digest.hexdigest()[:16], str(database_yml.resolve()))

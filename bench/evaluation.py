@@ -29,7 +29,9 @@ def summarize(components: dict[str, float]) -> dict[str, float]:
     for key, name in COMPONENTS.items():
         result[name] = components[key] / total if total else 0.0
     result["speech"] = total
-    result["seconds"] = {key.replace(" ", "_"): float(components[key]) for key in (*COMPONENTS, "total")}
+    result["seconds"] = {
+        key.replace(" ", "_"): float(components[key]) for key in (*COMPONENTS, "total")
+    }
     return result
 
 
@@ -68,7 +70,7 @@ class ChunkScorer:
 def chunk_scores(
     model: Model, waveform: torch.Tensor, starts: Iterable[float], duration: float, batch_size: int
 ) -> list[np.ndarray]:
-    """Frame-level speaker scores (frames, speakers) for each chunk start (zero-padded at the end)."""
+    """Speaker scores (frames, speakers) for each chunk start (zero-padded at the end)."""
     sample_rate = model.hparams.sample_rate
     length = round(duration * sample_rate)
     device = next(model.parameters()).device

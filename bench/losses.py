@@ -11,7 +11,9 @@ from bench.recipe import Loss
 EPS = 1e-6
 
 
-def tversky(probability: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+def tversky(
+    probability: torch.Tensor, target: torch.Tensor, alpha: float, beta: float
+) -> torch.Tensor:
     """Soft Tversky loss ``1 - TP / (TP + alpha FP + beta FN)`` summed over the whole batch.
 
     Dice is the special case alpha = beta = 0.5.
@@ -23,7 +25,9 @@ def tversky(probability: torch.Tensor, target: torch.Tensor, alpha: float, beta:
     return 1.0 - (tp + EPS) / (tp + alpha * fp + beta * fn + EPS)
 
 
-def overlap_term(spec: Loss, probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+def overlap_term(
+    spec: Loss, probability: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor | None:
     """The recipe's Dice/Tversky term on probabilities, or None when the loss has none."""
     if spec.kind == "bce+dice":
         return tversky(probability, target, 0.5, 0.5)
@@ -44,7 +48,9 @@ def multilabel_segmentation_loss(
     return loss if extra is None else loss + spec.weight * extra
 
 
-def powerset_segmentation_loss(log_probability: torch.Tensor, target_class: torch.Tensor) -> torch.Tensor:
+def powerset_segmentation_loss(
+    log_probability: torch.Tensor, target_class: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy over powerset classes. log_probability: (batch, frames, classes)."""
     return nll_loss(log_probability, target_class)
 

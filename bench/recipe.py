@@ -153,7 +153,9 @@ class Recipe(_Strict):
     def _check_mode(self) -> Recipe:
         if self.mode == "multilabel":
             if self.loss.kind == "ce":
-                raise ValueError("loss 'ce' is the powerset loss; multilabel uses bce[+dice|+tversky]")
+                raise ValueError(
+                    "loss 'ce' is the powerset loss; multilabel uses bce[+dice|+tversky]"
+                )
             if self.max_speakers_per_frame is not None:
                 raise ValueError("'max_speakers_per_frame' only applies to mode 'powerset'")
         else:

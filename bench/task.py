@@ -30,7 +30,13 @@ from bench.losses import (
 from bench.recipe import Recipe
 
 DER = "DiarizationErrorRate"
-VALIDATION_METRICS = (DER, f"{DER}/Confusion", f"{DER}/FalseAlarm", f"{DER}/Miss", f"{DER}/Threshold")
+VALIDATION_METRICS = (
+    DER,
+    f"{DER}/Confusion",
+    f"{DER}/FalseAlarm",
+    f"{DER}/Miss",
+    f"{DER}/Threshold",
+)
 
 
 class BenchDiarization(SpeakerDiarization):
@@ -146,6 +152,4 @@ class BenchDiarization(SpeakerDiarization):
         segmentation, vad, scores, target = self.compute_losses(batch)
         self._log_losses("val", segmentation, vad)
         self.model.validation_metric(torch.transpose(scores, 1, 2), torch.transpose(target, 1, 2))
-        self.model.log_dict(
-            self.model.validation_metric, on_step=False, on_epoch=True, logger=True
-        )
+        self.model.log_dict(self.model.validation_metric, on_step=False, on_epoch=True, logger=True)

