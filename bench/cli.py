@@ -39,23 +39,28 @@ def run(
 ) -> None:
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
-    from bench.recipe import RecipeError, discover
-    from bench.runner import RunOptions, run_recipe
-    from bench.weights import WeightsError
+    from bench.recipe import discover
+    from bench.runner import RunFailed, RunOptions, resolve_split, run_recipe
 
     options = RunOptions(data, protocol, results, epochs, seed, device, wandb, cache, progress)
     recipes = discover(paths)
-    if not recipes:
-        console.print("[red]no recipe files found[/]")
+    missing = [p for p in recipes if not p.is_file()]
+    if not recipes or missing:
+        console.print(f"[red]error:[/] no recipe file at {', '.join(map(str, missing or paths))}")
         raise typer.Exit(2)
+    try:
+        split = resolve_split(options)  # prepared once, shared by every recipe
+    except (DataError, ValueError) as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
     failed = []
     for path in recipes:
         try:
-            run_recipe(path, options, console)
-        except (RecipeError, DataError, WeightsError, ValueError) as error:
-            console.print(f"[red]error:[/] {error}", highlight=False)
+            run_recipe(path, options, console, split)
+        except RunFailed:
             failed.append(path)
     if failed:
+        console.print(f"[red]{len(failed)} of {len(recipes)} recipe(s) failed[/]")
         raise typer.Exit(1)
 
 

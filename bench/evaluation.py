@@ -99,6 +99,7 @@ def evaluate_chunks(
     batch_size: int = 16,
 ) -> dict:
     """Chunk-level DER, Confusion, FalseAlarm, Miss over ``recordings`` (and per file)."""
+    was_training = model.training
     model.eval()
     scorer = ChunkScorer()
     frames = model.receptive_field
@@ -110,6 +111,7 @@ def evaluate_chunks(
             chunk = Segment(float(start), float(min(start + duration, rec.duration)))
             hypothesis = chunk_hypothesis(chunk_scores_, frames, float(start), onset, rec.uri)
             scorer.add(rec, chunk, hypothesis)
+    model.train(was_training)
     report = scorer.report()
     report["threshold"] = threshold
     report["chunk_duration"] = duration

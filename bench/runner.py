@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,18 +116,88 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def run_recipe(path: Path, options: RunOptions, console: Console | None = None) -> Path:
-    """Train and evaluate one recipe file; return the path of its result JSON."""
-    import lightning
+class RunFailed(RuntimeError):
+    """A run that ended without a result; its failure was recorded at ``result``."""
 
+    def __init__(self, message: str, result: Path):
+        super().__init__(message)
+        self.result = result
+
+
+def _dataset_record(split: Split, demo: bool) -> dict[str, Any]:
+    return {
+        "name": split.name,
+        "fingerprint": split.fingerprint,
+        "source": split.source,
+        "demo": demo,
+        "subsets": split.summary(),
+    }
+
+
+def run_recipe(
+    path: Path,
+    options: RunOptions,
+    console: Console | None = None,
+    split: tuple[Split, bool] | None = None,
+) -> Path:
+    """Train and evaluate one recipe file; return the path of its result JSON.
+
+    ``split`` is the (split, is_demo) pair from :func:`resolve_split`, resolved here when absent.
+    A recipe that cannot be loaded, or whose run raises or diverges, is recorded as a result with
+    status "failed" or "diverged" (reason and traceback), then :class:`RunFailed` is raised.
+    """
     console = console or Console(soft_wrap=True)
     quiet_known_warnings()
-    started = datetime.now(UTC)
+    split_, demo = split or resolve_split(options)
+    state: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "status": "running",
+        "recipe_file": str(path),
+        "recipe": None,
+        "recipe_hash": None,
+        "dataset": _dataset_record(split_, demo),
+        "started": datetime.now(UTC).isoformat(),
+    }
+    results_dir = options.results.resolve()
+    try:
+        return _run(path, options, console, split_, demo, state, results_dir)
+    except Exception as error:
+        diverged = isinstance(error, FloatingPointError)
+        state.update(
+            status="diverged" if diverged else "failed",
+            error={
+                "type": type(error).__name__,
+                "message": str(error),
+                "traceback": traceback.format_exc(),
+            },
+            finished=datetime.now(UTC).isoformat(),
+            versions=versions(),
+            git=git_commit(),
+        )
+        logger = state.pop("_logger", None)
+        if logger is not None:
+            logger.experiment.finish(exit_code=1)
+        stem = state.pop("_stem", None) or f"{Path(path).stem}-invalid-{split_.fingerprint}"
+        out = write_json(results_dir / f"{stem}.json", state)
+        console.print(f"[red]{state['status']}:[/] {path}: {error}", highlight=False)
+        console.print(f"result: {out}")
+        raise RunFailed(str(error), out) from error
+
+
+def _run(
+    path: Path,
+    options: RunOptions,
+    console: Console,
+    split: Split,
+    demo: bool,
+    state: dict[str, Any],
+    results_dir: Path,
+) -> Path:
+    import lightning
+
     stages: dict[str, float] = {}
     clock = time.perf_counter()
-
     declared = load_recipe(path)
-    split, demo = resolve_split(options)
     recipe, overrides = effective_recipe(declared, options, demo)
     stages["load"] = time.perf_counter() - clock
 
@@ -134,7 +205,14 @@ def run_recipe(path: Path, options: RunOptions, console: Console | None = None) 
     stem = result_stem(
         recipe.name, recipe.content_hash(), split.fingerprint, recipe.seed, recipe.epochs
     )
-    results_dir = options.results.resolve()
+    state.update(
+        _stem=stem,
+        recipe=recipe.resolved(),
+        recipe_hash=recipe.content_hash(),
+        declared_recipe_hash=declared.content_hash(),
+        overrides=overrides,
+        seed=recipe.seed,
+    )
     run_dir = results_dir / "runs" / stem
     run_dir.mkdir(parents=True, exist_ok=True)
     console.print(
@@ -176,8 +254,12 @@ def run_recipe(path: Path, options: RunOptions, console: Console | None = None) 
         from bench.tracking import make_logger
 
         loggers.append(make_logger(run_dir, stem, config))
+        state["_logger"] = loggers[0]
+
+    state["epochs"] = []
 
     def show(row: dict[str, Any]) -> None:
+        state["epochs"].append(row)
         console.print(
             f"epoch {row['epoch']:>3}  DER {_fmt(row[DER])}  Conf {_fmt(row[f'{DER}/Confusion'])}  "
             f"FA {_fmt(row[f'{DER}/FalseAlarm'])}  Miss {_fmt(row[f'{DER}/Miss'])}  "
@@ -215,7 +297,7 @@ def run_recipe(path: Path, options: RunOptions, console: Console | None = None) 
         loggers[0].log_metrics(
             {f"test/{k}": test[k] for k in ("DER", "Confusion", "FalseAlarm", "Miss")}
         )
-        wandb_info = finish(loggers[0])
+        wandb_info = finish(state.pop("_logger"))
 
     result = {
         "schema": SCHEMA_VERSION,
@@ -225,13 +307,7 @@ def run_recipe(path: Path, options: RunOptions, console: Console | None = None) 
         "declared_recipe_hash": declared.content_hash(),
         "recipe_file": str(path),
         "overrides": overrides,
-        "dataset": {
-            "name": split.name,
-            "fingerprint": split.fingerprint,
-            "source": split.source,
-            "demo": demo,
-            "subsets": split.summary(),
-        },
+        "dataset": state["dataset"],
         "seed": recipe.seed,
         "initial_weights": init.as_dict(),
         "columns": list(EPOCH_COLUMNS),
@@ -243,7 +319,7 @@ def run_recipe(path: Path, options: RunOptions, console: Console | None = None) 
         "best_checkpoint": str(fitted.best_checkpoint) if fitted.best_checkpoint else None,
         "test": {"chunk": test, "chunk_before_training": initial_test},
         "wall_time": {k: round(v, 3) for k, v in stages.items()},
-        "started": started.isoformat(),
+        "started": state["started"],
         "finished": datetime.now(UTC).isoformat(),
         "device": device_description(acc),
         "versions": versions(),

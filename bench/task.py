@@ -110,6 +110,8 @@ class BenchDiarization(SpeakerDiarization):
         to agree: (batch, frames, speakers)."""
         target = batch["y"]
         prediction = self.model(batch["X"])
+        if not torch.isfinite(prediction).all():
+            raise FloatingPointError("the model's output is not finite: training diverged")
         if self.mode == "multilabel":
             permutated, _ = permutate(target, prediction)
             segmentation = multilabel_segmentation_loss(self.recipe.loss, permutated, target)
@@ -145,7 +147,7 @@ class BenchDiarization(SpeakerDiarization):
         segmentation, vad, _, _ = self.compute_losses(batch)
         loss = self._log_losses("train", segmentation, vad)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss is {loss.item()} at batch {batch_idx}")
+            raise FloatingPointError(f"training loss is {loss.item()}: training diverged")
         return {"loss": loss}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -178,3 +178,41 @@ def test_readme_demo_run_learns(tmp_path, cache_dir):
     print(json.dumps({"dev": [before_dev, after_dev], "test": [before_test, after_test]}))
     assert after_dev < before_dev - 0.15
     assert after_test < before_test - 0.15
+
+
+def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_split, cache_dir):
+    from conftest import TINY_RECIPE
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "a_good.py").write_text(TINY_RECIPE.replace("epochs=2", "epochs=1"))
+    diverging = TINY_RECIPE.replace('name="adam", lr=1e-3', 'name="sgd", lr=1e30')
+    (folder / "b_diverges.py").write_text(diverging)
+    (folder / "c_invalid.py").write_text(TINY_RECIPE.replace("batch_size=4", "batch_size=-4"))
+    results = tmp_path / "results"
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(folder),
+            "--data",
+            str(sample_split),
+            "--results",
+            str(results),
+            "--no-wandb",
+            "--no-progress",
+            "--cache",
+            str(cache_dir),
+        ],
+    )
+    assert outcome.exit_code == 1, outcome.output
+    assert "2 of 3 recipe(s) failed" in outcome.output
+    by_file = {Path(r["recipe_file"]).name: r for r in map(read_result, results.glob("*.json"))}
+    assert by_file["a_good.py"]["status"] == "ok"
+    diverged = by_file["b_diverges.py"]
+    assert diverged["status"] == "diverged" and "diverged" in diverged["error"]["message"]
+    assert diverged["recipe_hash"] and "Traceback" in diverged["error"]["traceback"]
+    invalid = by_file["c_invalid.py"]
+    assert invalid["status"] == "failed" and invalid["recipe"] is None
+    assert "field 'batch_size'" in invalid["error"]["message"]
+    assert invalid["dataset"]["fingerprint"] == by_file["a_good.py"]["dataset"]["fingerprint"]

