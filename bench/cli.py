@@ -36,13 +36,25 @@ def run(
         Path | None, typer.Option(help="Cache folder (demo data, decoded audio); $BENCH_CACHE.")
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    max_batches: Annotated[
+        int | None,
+        typer.Option(min=1, help="Train/validate on at most N batches per epoch (smoke runs)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved setup; do not train.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run recipes whose result exists; never resume.")
+    ] = False,
 ) -> None:
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
-    from bench.recipe import discover
+    from bench.recipe import RecipeError, discover
     from bench.runner import RunFailed, RunOptions, resolve_split, run_recipe
 
-    options = RunOptions(data, protocol, results, epochs, seed, device, wandb, cache, progress)
+    options = RunOptions(
+        data, protocol, results, epochs, seed, device, wandb, cache, progress, max_batches, force
+    )
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]
     if not recipes or missing:
@@ -53,6 +65,17 @@ def run(
     except (DataError, ValueError) as error:
         console.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(2) from None
+    if dry_run:
+        from bench.setup import describe
+
+        failed = 0
+        for path in recipes:
+            try:
+                console.print(describe(path, options, split), highlight=False)
+            except (RecipeError, ValueError) as error:
+                console.print(f"[red]error:[/] {error}", highlight=False)
+                failed += 1
+        raise typer.Exit(1 if failed else 0)
     failed = []
     for path in recipes:
         try:
@@ -62,6 +85,94 @@ def run(
     if failed:
         console.print(f"[red]{len(failed)} of {len(recipes)} recipe(s) failed[/]")
         raise typer.Exit(1)
+
+
+@app.command()
+def recipes(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Recipe files or folders.")] = None,
+) -> None:
+    """List recipes with their main settings."""
+    from rich.table import Table
+
+    from bench.recipe import RecipeError, discover, load_recipe
+
+    table = Table()
+    table.add_column("recipe", no_wrap=True, min_width=24)
+    columns = ("hash", "mode", "init", "optimizer", "scheduler", "epochs", "batch", "loss", "vad")
+    for name in (*columns, "aug", "seed"):
+        table.add_column(name)
+    errors = []
+    for path in discover(paths or [Path("recipes")]):
+        try:
+            r = load_recipe(path)
+        except RecipeError as error:
+            errors.append(str(error))
+            continue
+        table.add_row(*recipe_summary(r))
+    Console(width=max(console.width, 180)).print(table)
+    for error in errors:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+def recipe_summary(r) -> list[str]:
+    """The main settings of a recipe, as short strings."""
+    init = "scratch" if r.model.kind == "scratch" else r.model.id
+    opt = f"{r.optimizer.name} lr={r.optimizer.lr:g}"
+    if r.optimizer.weight_decay:
+        opt += f" wd={r.optimizer.weight_decay:g}"
+    sched = "-" if r.scheduler is None else r.scheduler.kind
+    aug = (
+        "-"
+        if r.augmentation is None
+        else "+".join(
+            k for k in ("impulse_response", "noise", "gain") if getattr(r.augmentation, k)
+        )
+    )
+    vad = "-" if r.vad_loss is None else f"{r.vad_loss.kind}x{r.vad_loss.weight:g}"
+    return [
+        r.name,
+        r.content_hash(),
+        r.mode,
+        init,
+        opt,
+        sched,
+        str(r.epochs),
+        str(r.batch_size),
+        r.loss.kind,
+        vad,
+        aug,
+        str(r.seed),
+    ]
+
+
+@app.command()
+def leaderboard(
+    results: Annotated[Path, typer.Option(help="Folder of result JSON files.")] = Path("results"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (replaced): index.html, runs/, LEADERBOARD.md.")
+    ] = Path("site"),
+) -> None:
+    """Render every result into a static site and a markdown page."""
+    from bench.leaderboard import write_leaderboard
+
+    if not results.is_dir():
+        console.print(f"[yellow]warning:[/] {results}: no such folder; the leaderboard is empty")
+    try:
+        board = write_leaderboard(results, out)
+    except FileExistsError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    for name, reason in board.skipped:
+        console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+    ranked = sum(len(g.ranked) for g in board.groups)
+    console.print(
+        f"{board.total} results: {ranked} ranked on {len(board.groups)} split(s), "
+        f"{len(board.failed)} failed, {board.superseded} superseded"
+    )
+    console.print(f"site: {out / 'index.html'}")
+    console.print(f"markdown: {out / 'LEADERBOARD.md'}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ class Split:
     fingerprint: str
     source: str
 
+    @property
+    def root(self) -> Path:
+        """The dataset folder (for a database.yml, the folder holding it)."""
+        source = Path(self.source)
+        return source if source.is_dir() else source.parent
+
     def files(self, subset: str) -> list[Recording]:
         return self.recordings[subset]
 

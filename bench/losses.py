@@ -29,30 +29,44 @@ def overlap_term(
     spec: Loss, probability: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor | None:
     """The recipe's Dice/Tversky term on probabilities, or None when the loss has none."""
-    if spec.kind == "bce+dice":
+    if spec.kind.endswith("+dice"):
         return tversky(probability, target, 0.5, 0.5)
-    if spec.kind == "bce+tversky":
+    if spec.kind.endswith("+tversky"):
         return tversky(probability, target, spec.alpha, spec.beta)
     return None
+
+
+def focal(probability: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Sigmoid focal loss ``-(1 - p_t)^gamma log p_t``, averaged (gamma = 0 is BCE)."""
+    target = target.float()
+    p_t = probability * target + (1.0 - probability) * (1.0 - target)
+    p_t = p_t.clamp(EPS, 1.0)
+    return torch.mean((1.0 - p_t) ** gamma * -torch.log(p_t))
 
 
 def multilabel_segmentation_loss(
     spec: Loss, probability: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
-    """BCE (+ weighted Dice/Tversky) between permutated sigmoid outputs and targets.
-
-    probability, target: (batch, frames, speakers)
-    """
+    """BCE (+ weighted Dice/Tversky) or focal loss between permutated sigmoid outputs and
+    targets. probability, target: (batch, frames, speakers)."""
+    if spec.kind == "focal":
+        return focal(probability, target, spec.gamma)
     loss = binary_cross_entropy(probability, target.float())
     extra = overlap_term(spec, probability, target)
     return loss if extra is None else loss + spec.weight * extra
 
 
-def powerset_segmentation_loss(
-    log_probability: torch.Tensor, target_class: torch.Tensor
+def powerset_loss(
+    spec: Loss, log_probability: torch.Tensor, target_class: torch.Tensor
 ) -> torch.Tensor:
-    """Cross-entropy over powerset classes. log_probability: (batch, frames, classes)."""
-    return nll_loss(log_probability, target_class)
+    """Cross-entropy over powerset classes (+ weighted Dice/Tversky on class probabilities).
+
+    log_probability: (batch, frames, classes); target_class: (batch, frames) class indices.
+    """
+    loss = nll_loss(log_probability, target_class)
+    one_hot = torch.nn.functional.one_hot(target_class, log_probability.shape[-1])
+    extra = overlap_term(spec, log_probability.exp(), one_hot)
+    return loss if extra is None else loss + spec.weight * extra
 
 
 def vad_loss(speaker_probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -82,39 +82,121 @@ class Optimizer(_Strict):
 
 
 class Cosine(_Strict):
-    """CosineAnnealingLR, stepped once per epoch; ``t_max`` defaults to the number of epochs."""
+    """Cosine annealing from ``lr`` to ``eta_min`` over ``t_max`` intervals (default: the whole
+    run), after an optional linear warm-up of ``warmup`` intervals. ``interval`` says whether
+    one interval is an epoch or an optimizer step."""
 
     kind: Literal["cosine"] = "cosine"
     t_max: int | None = Field(None, ge=1)
     eta_min: float = Field(0.0, ge=0.0)
+    warmup: int = Field(0, ge=0)
+    interval: Literal["epoch", "step"] = "epoch"
 
 
-Scheduler = Annotated[Cosine, Field(discriminator="kind")]
+class Step(_Strict):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` intervals (StepLR)."""
+
+    kind: Literal["step"] = "step"
+    step_size: int = Field(ge=1)
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    interval: Literal["epoch", "step"] = "epoch"
+
+
+class Plateau(_Strict):
+    """ReduceLROnPlateau on the validation DER, checked after every epoch."""
+
+    kind: Literal["plateau"] = "plateau"
+    factor: float = Field(0.5, gt=0.0, lt=1.0)
+    patience: int = Field(2, ge=0)
+    min_lr: float = Field(0.0, ge=0.0)
+
+
+Scheduler = Annotated[Cosine | Step | Plateau, Field(discriminator="kind")]
+
+MULTILABEL_LOSSES = ("bce", "bce+dice", "bce+tversky", "focal")
+POWERSET_LOSSES = ("ce", "ce+dice", "ce+tversky")
 
 
 class Loss(_Strict):
     """Segmentation loss.
 
-    ``bce`` (multilabel) or ``ce`` (powerset) is always on; ``dice`` / ``tversky`` add a soft
-    overlap term with ``weight``. Dice is Tversky with alpha = beta = 0.5.
+    Multilabel: ``bce``, ``bce+dice``, ``bce+tversky`` or ``focal`` (sigmoid focal loss with
+    ``gamma``). Powerset: ``ce``, ``ce+dice``, ``ce+tversky`` (the overlap term on the powerset
+    class probabilities). ``weight`` scales the Dice/Tversky term; Dice is Tversky with
+    alpha = beta = 0.5.
     """
 
-    kind: Literal["bce", "bce+dice", "bce+tversky", "ce"] = "bce"
+    kind: Literal["bce", "bce+dice", "bce+tversky", "focal", "ce", "ce+dice", "ce+tversky"] = "bce"
     weight: float = Field(1.0, gt=0.0)
     alpha: float = Field(0.3, ge=0.0, le=1.0)
     beta: float = Field(0.7, ge=0.0, le=1.0)
+    gamma: float = Field(2.0, ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> Loss:
-        defaults = {"weight": 1.0, "alpha": 0.3, "beta": 0.7}
-        unused = {"bce": ("weight", "alpha", "beta"), "ce": ("weight", "alpha", "beta")}.get(
-            self.kind, ("alpha", "beta") if self.kind == "bce+dice" else ()
-        )
-        for name in unused:
-            if getattr(self, name) != defaults[name]:
+        defaults = {"weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 2.0}
+        uses = {"gamma"} if self.kind == "focal" else set()
+        if self.kind.endswith("+dice"):
+            uses = {"weight"}
+        elif self.kind.endswith("+tversky"):
+            uses = {"weight", "alpha", "beta"}
+        for name, default in defaults.items():
+            if name not in uses and getattr(self, name) != default:
                 raise ValueError(f"'{name}' does not apply to loss kind '{self.kind}'")
-        if self.kind == "bce+tversky" and self.alpha + self.beta <= 0.0:
+        if self.kind.endswith("+tversky") and self.alpha + self.beta <= 0.0:
             raise ValueError("tversky needs alpha + beta > 0")
+        return self
+
+
+class BackgroundNoise(_Strict):
+    """Add a random clip from the audio files under ``path`` at an SNR in [min, max] dB.
+    A relative ``path`` is relative to the dataset folder."""
+
+    path: str = Field(min_length=1)
+    min_snr_db: float = 5.0
+    max_snr_db: float = 20.0
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> BackgroundNoise:
+        if self.min_snr_db > self.max_snr_db:
+            raise ValueError("min_snr_db must not exceed max_snr_db")
+        return self
+
+
+class ImpulseResponse(_Strict):
+    """Convolve with a random impulse response from the audio files under ``path``."""
+
+    path: str = Field(min_length=1)
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Gain(_Strict):
+    """Multiply by a random gain in [min, max] dB."""
+
+    min_gain_db: float = -6.0
+    max_gain_db: float = 6.0
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Gain:
+        if self.min_gain_db > self.max_gain_db:
+            raise ValueError("min_gain_db must not exceed max_gain_db")
+        return self
+
+
+class Augmentation(_Strict):
+    """Waveform augmentation of training chunks (torch-audiomentations), applied in this order:
+    impulse response, background noise, gain."""
+
+    noise: BackgroundNoise | None = None
+    impulse_response: ImpulseResponse | None = None
+    gain: Gain | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Augmentation:
+        if self.noise is None and self.impulse_response is None and self.gain is None:
+            raise ValueError("declare at least one of noise, impulse_response, gain")
         return self
 
 
@@ -141,32 +223,31 @@ class Recipe(_Strict):
     max_speakers_per_frame: int | None = Field(None, ge=1)
     loss: Loss = Loss()
     vad_loss: VadLoss | None = None
-    augmentation: None = Field(
-        None, description="Waveform augmentation (not supported by this version: must stay None)"
-    )
+    augmentation: Augmentation | None = None
     gradient_clip: float | None = Field(None, gt=0.0)
     early_stopping_patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _check_mode(self) -> Recipe:
+        allowed = MULTILABEL_LOSSES if self.mode == "multilabel" else POWERSET_LOSSES
+        if self.loss.kind not in allowed:
+            raise ValueError(
+                f"loss '{self.loss.kind}' does not apply to {self.mode} mode "
+                f"(use one of {', '.join(allowed)})"
+            )
         if self.mode == "multilabel":
-            if self.loss.kind == "ce":
-                raise ValueError(
-                    "loss 'ce' is the powerset loss; multilabel uses bce[+dice|+tversky]"
-                )
             if self.max_speakers_per_frame is not None:
                 raise ValueError("'max_speakers_per_frame' only applies to mode 'powerset'")
-        else:
-            if self.loss.kind != "ce":
-                raise ValueError(
-                    f"loss '{self.loss.kind}' is not supported in powerset mode by this version: "
-                    "use Loss(kind='ce')"
-                )
-            frame = self.max_speakers_per_frame or 2
-            if frame > self.max_speakers_per_chunk:
-                raise ValueError("max_speakers_per_frame must not exceed max_speakers_per_chunk")
+        elif (self.max_speakers_per_frame or 2) > self.max_speakers_per_chunk:
+            raise ValueError("max_speakers_per_frame must not exceed max_speakers_per_chunk")
+        scheduler = self.scheduler
+        if isinstance(scheduler, Cosine) and scheduler.interval == "epoch":
+            t_max = scheduler.t_max or self.epochs
+            if scheduler.warmup >= t_max:
+                raise ValueError(f"scheduler warmup ({scheduler.warmup}) must be < t_max ({t_max})")
         return self
 
     def resolved(self) -> dict[str, Any]:
@@ -174,8 +255,10 @@ class Recipe(_Strict):
         data = self.model_dump(mode="json")
         if self.mode == "powerset" and data["max_speakers_per_frame"] is None:
             data["max_speakers_per_frame"] = 2
-        if self.scheduler is not None and data["scheduler"]["t_max"] is None:
-            data["scheduler"]["t_max"] = self.epochs
+        scheduler = data["scheduler"]
+        if scheduler and scheduler["kind"] == "cosine" and scheduler["t_max"] is None:
+            if scheduler["interval"] == "epoch":
+                scheduler["t_max"] = self.epochs
         return data
 
     def content_hash(self) -> str:
@@ -221,7 +304,7 @@ def _recipe_frame_line(path: Path, exc: BaseException) -> int | None:
     return line
 
 
-_TAGS = {"scratch", "pretrained", "cosine"}
+_TAGS = {"scratch", "pretrained", "cosine", "step", "plateau"}
 
 
 def _format_validation_error(path: Path, error: ValidationError, fallback: int | None) -> str:

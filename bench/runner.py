@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,20 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from bench.augmentation import build_augmentation
 from bench.data import AudioCache, BenchProtocol, Split, load_folder, load_protocol
 from bench.evaluation import evaluate_chunks
 from bench.recipe import Recipe, load_recipe
-from bench.results import SCHEMA_VERSION, git_commit, result_stem, versions, write_json
+from bench.results import (
+    SCHEMA_VERSION,
+    git_commit,
+    read_result,
+    result_stem,
+    versions,
+    write_json,
+)
 from bench.task import DER, BenchDiarization
-from bench.training import EPOCH_COLUMNS, fit, prepare_model
+from bench.training import EPOCH_COLUMNS, fit, precision, prepare_model
 
 # The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks,
 # smaller batches, fewer epochs), say so, and record it under "overrides".
@@ -36,6 +46,8 @@ _QUIET = (
     "Model has been trained for a different task",
     "The number of training batches",
     "but have no logger configured",
+    "Targets are not (yet) supported by ApplyImpulseResponse",
+    "is required by ApplyImpulseResponse",
 )
 
 
@@ -61,6 +73,8 @@ class RunOptions:
     wandb: bool = True
     cache_dir: Path | None = None
     progress: bool = True
+    max_batches: int | None = None
+    force: bool = False
 
 
 def resolve_split(options: RunOptions) -> tuple[Split, bool]:
@@ -91,6 +105,8 @@ def effective_recipe(
             if current > cap:
                 changes[key] = cap
     applied = {k: {"declared": getattr(recipe, k), "ran": v} for k, v in changes.items()}
+    if options.max_batches is not None:
+        applied["max_batches"] = {"declared": None, "ran": options.max_batches}
     return recipe.with_overrides(**changes), applied
 
 
@@ -114,6 +130,28 @@ def device_description(acc: str) -> dict[str, Any]:
 
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@dataclass
+class RunState:
+    """What an interrupted run needs to resume: written once the initial model is evaluated."""
+
+    initial_validation: dict[str, Any]
+    initial_test: dict[str, Any]
+    wandb_id: str | None
+
+    FILE = "state.json"
+
+    def save(self, run_dir: Path) -> None:
+        write_json(run_dir / self.FILE, asdict(self))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState | None:
+        """The state of an interrupted run in ``run_dir``, if it got as far as a checkpoint."""
+        path = run_dir / cls.FILE
+        if not path.is_file() or not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
 
 
 class RunFailed(RuntimeError):
@@ -204,7 +242,7 @@ def _run(
     acc = accelerator(options.device)
     stem = result_stem(
         recipe.name, recipe.content_hash(), split.fingerprint, recipe.seed, recipe.epochs
-    )
+    ) + (f"-b{options.max_batches}" if options.max_batches else "")
     state.update(
         _stem=stem,
         recipe=recipe.resolved(),
@@ -214,7 +252,15 @@ def _run(
         seed=recipe.seed,
     )
     run_dir = results_dir / "runs" / stem
+    existing = results_dir / f"{stem}.json"
+    if options.force:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif existing.is_file() and read_result(existing).get("status") == "ok":
+        console.print(f"[bold]{recipe.name}[/]: skipped, its result exists (--force re-runs it)")
+        console.print(f"result: {existing}")
+        return existing
     run_dir.mkdir(parents=True, exist_ok=True)
+    resume = RunState.load(run_dir)
     console.print(
         f"[bold]{recipe.name}[/] ({recipe.content_hash()}) on split [bold]{split.name}[/] "
         f"({split.fingerprint}), seed {recipe.seed}, {acc}"
@@ -236,7 +282,10 @@ def _run(
         for rec in split.files(subset):
             audio.prepare(rec.audio)
     lightning.seed_everything(recipe.seed, workers=True, verbose=False)
-    task = BenchDiarization(BenchProtocol(split), recipe, audio, run_dir / "task-data.npz")
+    augmentation = build_augmentation(recipe.augmentation, split.root)
+    task = BenchDiarization(
+        BenchProtocol(split), recipe, audio, run_dir / "task-data.npz", augmentation
+    )
     model, init = prepare_model(recipe, task)
     stages["prepare"] = time.perf_counter() - clock
     console.print(f"initial weights: {init.source.id} ({init.source.origin}): {init.reason}")
@@ -253,7 +302,7 @@ def _run(
     if options.wandb:
         from bench.tracking import make_logger
 
-        loggers.append(make_logger(run_dir, stem, config))
+        loggers.append(make_logger(run_dir, stem, config, resume.wandb_id if resume else None))
         state["_logger"] = loggers[0]
 
     state["epochs"] = []
@@ -277,10 +326,25 @@ def _run(
         console.print(
             f"before training: dev DER {_fmt(initial[DER])}, test DER {initial_test['DER']:.4f}"
         )
+        wandb_id = loggers[0].experiment.id if loggers else None
+        RunState(initial, dict(initial_test), wandb_id).save(run_dir)
+
+    if resume is not None:
+        initial_test.update(resume.initial_test)
+        console.print(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}")
 
     clock = time.perf_counter()
     fitted = fit(
-        recipe, model, run_dir, acc, loggers, show, before_training, progress=options.progress
+        recipe,
+        model,
+        run_dir,
+        acc,
+        loggers,
+        show,
+        before_training,
+        progress=options.progress,
+        max_batches=options.max_batches,
+        initial=resume.initial_validation if resume else None,
     )
     stages["train"] = time.perf_counter() - clock
 
@@ -321,7 +385,7 @@ def _run(
         "wall_time": {k: round(v, 3) for k, v in stages.items()},
         "started": state["started"],
         "finished": datetime.now(UTC).isoformat(),
-        "device": device_description(acc),
+        "device": {**device_description(acc), "precision": precision(recipe, acc)},
         "versions": versions(),
         "git": git_commit(),
         "wandb": wandb_info,

@@ -20,13 +20,10 @@ from pyannote.audio.torchmetrics import (
     SpeakerConfusionRate,
 )
 from pyannote.audio.utils.permutation import permutate
+from torch_audiomentations.core.transforms_interface import BaseWaveformTransform
 
 from bench.data import SAMPLE_RATE, AudioCache, BenchProtocol
-from bench.losses import (
-    multilabel_segmentation_loss,
-    powerset_segmentation_loss,
-    vad_loss,
-)
+from bench.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
 from bench.recipe import Recipe
 
 DER = "DiarizationErrorRate"
@@ -48,7 +45,14 @@ class BenchDiarization(SpeakerDiarization):
     the hard decisions (no threshold).
     """
 
-    def __init__(self, protocol: BenchProtocol, recipe: Recipe, audio: AudioCache, cache: Path):
+    def __init__(
+        self,
+        protocol: BenchProtocol,
+        recipe: Recipe,
+        audio: AudioCache,
+        cache: Path,
+        augmentation: BaseWaveformTransform | None = None,
+    ):
         self.recipe = recipe
         self.mode = recipe.mode
         self.audio_cache = audio
@@ -64,6 +68,7 @@ class BenchDiarization(SpeakerDiarization):
             ),
             batch_size=recipe.batch_size,
             num_workers=recipe.num_workers,
+            augmentation=augmentation,
         )
 
     # the seam: audio comes from the decoded cache, never from torchcodec/FFmpeg
@@ -121,7 +126,7 @@ class BenchDiarization(SpeakerDiarization):
             hard = powerset.to_multilabel(prediction)
             permutated_target, _ = permutate(hard, target)
             target_class = torch.argmax(powerset.to_powerset(permutated_target.float()), dim=-1)
-            segmentation = powerset_segmentation_loss(prediction, target_class)
+            segmentation = powerset_loss(self.recipe.loss, prediction, target_class)
             target = permutated_target
             scores = powerset.to_multilabel(prediction, soft=True)
         vad = vad_loss(scores, target) if self.recipe.vad_loss is not None else None

@@ -26,7 +26,14 @@ def wandb_mode() -> str:
     return "online" if has_api_key() else "offline"
 
 
-def make_logger(run_dir: Path, name: str, config: dict[str, Any], project: str | None = None):
+def make_logger(
+    run_dir: Path,
+    name: str,
+    config: dict[str, Any],
+    run_id: str | None = None,
+    project: str | None = None,
+):
+    """A WandbLogger for one run; ``run_id`` continues an interrupted run's W&B run."""
     from lightning.pytorch.loggers import WandbLogger
 
     mode = wandb_mode()
@@ -38,6 +45,8 @@ def make_logger(run_dir: Path, name: str, config: dict[str, Any], project: str |
         mode=mode,
         config=config,
         log_model=False,
+        id=run_id,
+        resume="allow" if run_id else None,
     )
 
 

@@ -4,6 +4,7 @@ callbacks that record the seed's per-epoch columns and keep the best checkpoint.
 from __future__ import annotations
 
 import math
+import random
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pyannote.audio import Model
 
-from bench.recipe import Recipe
+from bench.recipe import Plateau, Recipe, Step
 from bench.task import DER, BenchDiarization
 from bench.weights import Source, load_initial
 
@@ -53,14 +55,44 @@ def make_optimizer(recipe: Recipe, parameters) -> torch.optim.Optimizer:
     return OPTIMIZERS[spec.name](parameters, **kwargs)
 
 
-def make_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer) -> dict | None:
+def cosine_factor(step: int, total: int, warmup: int, floor: float) -> float:
+    """Learning-rate factor of linear warm-up then cosine annealing down to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(
+    recipe: Recipe, optimizer: torch.optim.Optimizer, total_steps: int | None = None
+) -> dict | None:
+    """Lightning's lr_scheduler config for the recipe's scheduler (None when it has none).
+
+    ``total_steps`` (optimizer steps in the whole run) sets a step-wise cosine's default t_max.
+    """
     spec = recipe.scheduler
+    lr_sched = torch.optim.lr_scheduler
     if spec is None:
         return None
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=spec.t_max or recipe.epochs, eta_min=spec.eta_min
-    )
-    return {"scheduler": scheduler, "interval": "epoch", "frequency": 1}
+    if isinstance(spec, Plateau):
+        scheduler = lr_sched.ReduceLROnPlateau(
+            optimizer, mode="min", factor=spec.factor, patience=spec.patience, min_lr=spec.min_lr
+        )
+        return {"scheduler": scheduler, "interval": "epoch", "monitor": DER, "strict": True}
+    if isinstance(spec, Step):
+        scheduler = lr_sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    elif spec.t_max is None and spec.interval == "step" and total_steps is None:
+        raise ValueError("a step-wise cosine schedule needs the run's number of steps")
+    else:
+        t_max = spec.t_max or (recipe.epochs if spec.interval == "epoch" else total_steps)
+        if spec.warmup == 0:
+            scheduler = lr_sched.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=spec.eta_min)
+        else:
+            floor = spec.eta_min / recipe.optimizer.lr
+            scheduler = lr_sched.LambdaLR(
+                optimizer, lambda t: cosine_factor(t, t_max, spec.warmup, floor)
+            )
+    return {"scheduler": scheduler, "interval": spec.interval, "frequency": 1}
 
 
 def configure_optimizers_for(recipe: Recipe) -> Callable:
@@ -68,7 +100,8 @@ def configure_optimizers_for(recipe: Recipe) -> Callable:
 
     def configure_optimizers(model: Model):
         optimizer = make_optimizer(recipe, model.parameters())
-        scheduler = make_scheduler(recipe, optimizer)
+        total = model.trainer.estimated_stepping_batches if model._trainer is not None else None
+        scheduler = make_scheduler(recipe, optimizer, total)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
@@ -106,13 +139,18 @@ def prepare_model(recipe: Recipe, task: BenchDiarization) -> tuple[Model, Initia
     encoder is kept and the classifier is re-initialised explicitly, even if shapes happen to match.
     """
     model, source = load_initial(recipe.model)
-    before = None if source.origin == "scratch" else _signature(model.specifications)
+    headless = Path(source.path or "").suffix == ".safetensors"
+    before = None if source.origin == "scratch" or headless else _signature(model.specifications)
     model.configure_optimizers = types.MethodType(configure_optimizers_for(recipe), model)
     task.prepare_data()
     model.task = task
     model.setup()
     after = _signature(task.specifications)
-    if before is None:
+    if headless:
+        init = Initialisation(
+            source, True, "safetensors carry no task specifications: encoder kept, classifier new"
+        )
+    elif before is None:
         init = Initialisation(source, False, "scratch: every weight is random")
     elif before != after:
         for module in (model.classifier,):
@@ -136,11 +174,34 @@ def _describe(signature: tuple) -> str:
 
 
 class EpochRecorder(Callback):
-    """Collects one row of the seed's columns per epoch (plus the learning rate)."""
+    """Collects one row of the seed's columns per epoch (plus the learning rate).
+
+    Its checkpointed state holds the rows so far and the random generators' states at the end of
+    the epoch, so that a run resumed from ``last.ckpt`` goes on exactly as an uninterrupted one.
+    """
 
     def __init__(self, on_epoch: Callable[[dict[str, Any]], None] | None = None):
         self.rows: list[dict[str, Any]] = []
         self.on_epoch = on_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "torch": torch.get_rng_state(),
+            "numpy": [
+                value.tolist() if hasattr(value, "tolist") else value
+                for value in np.random.get_state()
+            ],
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._lr = trainer.optimizers[0].param_groups[0]["lr"]
@@ -162,6 +223,15 @@ def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def precision(recipe: Recipe, accelerator: str) -> str:
+    """Lightning precision: "auto" is 32-bit on CPU and 16-bit mixed on GPU."""
+    if recipe.precision == "auto":
+        return "16-mixed" if accelerator == "gpu" else "32-true"
+    if recipe.precision == "16-mixed" and accelerator == "cpu":
+        raise ValueError("precision '16-mixed' needs a GPU (use 'bf16-mixed' or '32' on CPU)")
+    return "32-true" if recipe.precision == "32" else recipe.precision
+
+
 @dataclass
 class Fitted:
     model: Model
@@ -181,9 +251,16 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_initial: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
+    max_batches: int | None = None,
+    extra_callbacks: list[Callback] | None = None,
+    initial: dict[str, Any] | None = None,
 ) -> Fitted:
     """Validate the initial model (``on_initial`` sees that row before any training), train,
-    and reload the best checkpoint by validation DER."""
+    and reload the best checkpoint by validation DER.
+
+    Given the ``initial`` validation row of an interrupted run and its ``last.ckpt`` in
+    ``run_dir``, training resumes from that checkpoint instead.
+    """
     recorder = EpochRecorder(on_epoch)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -193,8 +270,9 @@ def fit(
         save_top_k=1,
         save_last=True,
         auto_insert_metric_name=False,
+        save_on_train_epoch_end=True,  # after EpochRecorder has the epoch's row
     )
-    callbacks: list[Callback] = [recorder, checkpoint]
+    callbacks: list[Callback] = [recorder, checkpoint, *(extra_callbacks or [])]
     if recipe.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(monitor=DER, mode="min", patience=recipe.early_stopping_patience)
@@ -211,7 +289,9 @@ def fit(
         callbacks=callbacks,
         logger=loggers or False,
         deterministic=accelerator == "cpu",
-        precision="32-true",
+        precision=precision(recipe, accelerator),
+        limit_train_batches=max_batches,
+        limit_val_batches=max_batches,
         inference_mode=False,  # metric states created in validate() are updated again in fit()
         num_sanity_val_steps=0,
         enable_progress_bar=progress,
@@ -219,10 +299,15 @@ def fit(
         default_root_dir=run_dir,
         log_every_n_steps=1,
     )
-    initial = validation_row(trainer.validate(model, verbose=False)[0])
-    if on_initial is not None:
-        on_initial(initial)
-    trainer.fit(model)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if initial is not None and last.is_file():
+        # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
+        trainer.fit(model, ckpt_path=last, weights_only=False)
+    else:
+        initial = validation_row(trainer.validate(model, verbose=False)[0])
+        if on_initial is not None:
+            on_initial(initial)
+        trainer.fit(model)
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     best_epoch = None
     if recorder.rows:

@@ -72,12 +72,44 @@ def build_scratch(spec: Scratch) -> PyanNet:
     )
 
 
+def _from_safetensors(path: Path) -> Model:
+    """A PyanNet whose architecture is read off the tensor shapes of a safetensors state_dict.
+
+    Such a file carries no task specifications (nor SincNet's stride: the default, 10, is
+    assumed), so its classifier is never trusted: the model comes back without a head.
+    """
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as error:
+        raise WeightsError(f"{path}: cannot read safetensors: {error}") from None
+    if "lstm.weight_hh_l0" not in state or "linear.0.weight" not in state:
+        raise WeightsError(f"{path}: not a PyanNet state_dict (monolithic LSTM + linear layers)")
+    layers = sum(1 for key in state if key.startswith("lstm.weight_ih_l") and "reverse" not in key)
+    linear = sum(1 for key in state if key.startswith("linear.") and key.endswith(".weight"))
+    model = PyanNet(
+        lstm={
+            "hidden_size": state["lstm.weight_hh_l0"].shape[1],
+            "num_layers": layers,
+            "bidirectional": "lstm.weight_ih_l0_reverse" in state,
+            "monolithic": True,
+        },
+        linear={"hidden_size": state["linear.0.weight"].shape[0], "num_layers": linear},
+    )
+    encoder = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    missing, unexpected = model.load_state_dict(encoder, strict=False)
+    if missing or unexpected:
+        raise WeightsError(
+            f"{path}: does not match the inferred PyanNet (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+    return model
+
+
 def _from_file(path: Path) -> Model:
     if path.suffix == ".safetensors":
-        raise WeightsError(
-            f"{path}: safetensors checkpoints carry no architecture; "
-            "this version loads .ckpt and pytorch_model.bin files"
-        )
+        return _from_safetensors(path)
     try:
         model = Model.from_pretrained(str(path))
     except Exception as error:

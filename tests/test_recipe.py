@@ -57,13 +57,13 @@ def test_defaults_name_and_description(tmp_path):
         ("        lr=1e-4,", "        lr=-1,", 8, "optimizer.lr", "greater than 0"),
         ("    epochs=5,", '    epochs="five",', 11, "epochs", "integer"),
         ("    epochs=5,", "    epochs=5, colour='red',", 11, "colour", "unknown field"),
-        ('kind="bce+tversky"', 'kind="focal"', 13, "loss.kind", "Input should be"),
+        ('kind="bce+tversky"', 'kind="lovasz"', 13, "loss.kind", "Input should be"),
         (
             "    vad_loss=VadLoss(),",
             "    vad_loss=VadLoss(), augmentation='noise',",
             14,
             "augmentation",
-            "None",
+            "instance of Augmentation",
         ),
         ('name="nadam"', 'name="lion"', 7, "optimizer.name", "Input should be"),
     ],
@@ -89,7 +89,7 @@ def test_option_that_does_not_apply_is_refused(tmp_path):
 
 def test_powerset_refuses_multilabel_loss(tmp_path):
     path = write(tmp_path, GOOD.replace("    epochs=5,", '    epochs=5, mode="powerset",'))
-    with pytest.raises(RecipeError, match="not supported in powerset mode"):
+    with pytest.raises(RecipeError, match="'bce\\+tversky' does not apply to powerset mode"):
         load_recipe(path)
 
 

@@ -100,9 +100,24 @@ def test_missing_local_checkpoint_and_unreachable_hub(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="checkpoint file not found"):
         load_initial(Pretrained(id=str(tmp_path / "absent.ckpt")))
     (tmp_path / "w.safetensors").write_bytes(b"x")
-    with pytest.raises(WeightsError, match="safetensors"):
+    with pytest.raises(WeightsError, match="cannot read safetensors"):
         load_initial(Pretrained(id=str(tmp_path / "w.safetensors")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MY_TOKEN", raising=False)
     with pytest.raises(WeightsError, match=r"no token in \$MY_TOKEN"):
         load_initial(Pretrained(id="someone/private-model", token_env="MY_TOKEN"))
+
+
+def test_safetensors_checkpoint_keeps_encoder(sample_split, tmp_path):
+    from safetensors.torch import save_file
+
+    pretrained, _ = load_initial(Pretrained(id="pyannote/segmentation-3.0"))
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in pretrained.state_dict().items()}, str(path))
+    model, init = attach(recipe(model=Pretrained(id=str(path))), sample_split, tmp_path)
+    assert init.source.origin == "local" and init.head_reinitialised
+    assert "safetensors" in init.reason
+    before, after = pretrained.state_dict(), model.state_dict()
+    encoder = [k for k in before if not k.startswith("classifier")]
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    assert model.lstm.num_layers == 4 and model.lstm.hidden_size == 128

@@ -1,0 +1,88 @@
+"""Interrupted runs resume to the same numbers; finished ones are skipped unless forced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.results import read_result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(recipe: Path, data: Path, results: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        str(recipe),
+        "--data",
+        str(data),
+        "--results",
+        str(results),
+        "--cache",
+        str(cache),
+        "--no-wandb",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def run(args: list[str]) -> tuple[str, Path]:
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    return done.stdout, Path(last.removeprefix("result: "))
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sample_split, cache_dir):
+    from conftest import TINY_RECIPE
+
+    recipe = tmp_path / "tiny.py"
+    recipe.write_text(TINY_RECIPE.replace("epochs=2", "epochs=4"))
+    _, reference = run(command(recipe, sample_split, tmp_path / "straight", cache_dir))
+
+    results = tmp_path / "killed"
+    process = subprocess.Popen(
+        command(recipe, sample_split, results, cache_dir),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    checkpoints = results / "runs"
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(checkpoints.glob("*/checkpoints/last.ckpt")):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list(results.glob("*.json")), "a killed run must leave no result"
+
+    output, resumed = run(command(recipe, sample_split, results, cache_dir))
+    assert "resuming from" in output
+    a, b = read_result(reference), read_result(resumed)
+    assert [row["epoch"] for row in b["epochs"]] == [0, 1, 2, 3]
+    assert b["epochs"] == a["epochs"]
+    assert b["initial_validation"] == a["initial_validation"]
+    assert b["test"] == a["test"]
+
+
+def test_existing_result_is_skipped_unless_forced(tmp_path, sample_split, tiny_recipe, cache_dir):
+    args = command(tiny_recipe, sample_split, tmp_path, cache_dir, "--epochs", "1")
+    _, first = run(args)
+    before = read_result(first)
+    output, again = run(args)
+    assert "skipped" in output and again == first
+    assert read_result(again)["finished"] == before["finished"]
+    output, forced = run([*args, "--force"])
+    assert "skipped" not in output and forced == first
+    after = read_result(forced)
+    assert after["finished"] != before["finished"]
+    assert after["epochs"] == before["epochs"] and after["test"] == before["test"]
