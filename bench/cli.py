@@ -46,11 +46,15 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Re-run recipes whose result exists; never resume.")
     ] = False,
+    seeds: Annotated[
+        str | None, typer.Option(help="Run each recipe with N seeds (0..N-1) or a list: 0,7,42.")
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel runs (processes).")] = 1,
 ) -> None:
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
     from bench.recipe import RecipeError, discover
-    from bench.runner import RunFailed, RunOptions, resolve_split, run_recipe
+    from bench.runner import RunOptions, resolve_split
 
     options = RunOptions(
         data, protocol, results, epochs, seed, device, wandb, cache, progress, max_batches, force
@@ -76,15 +80,20 @@ def run(
                 console.print(f"[red]error:[/] {error}", highlight=False)
                 failed += 1
         raise typer.Exit(1 if failed else 0)
-    failed = []
-    for path in recipes:
-        try:
-            run_recipe(path, options, console, split)
-        except RunFailed:
-            failed.append(path)
+    from bench.matrix import parse_seeds, plan, run_jobs, summary
+
+    try:
+        todo = plan(recipes, parse_seeds(seeds))
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    paths_done = run_jobs(todo, options, split, console, jobs)
+    table, failed = summary(paths_done)
+    Console(width=max(console.width, 140)).print(table)
     if failed:
-        console.print(f"[red]{len(failed)} of {len(recipes)} recipe(s) failed[/]")
+        console.print(f"[red]{failed} of {len(todo)} run(s) failed[/]")
         raise typer.Exit(1)
+    console.print(f"result: {paths_done[-1]}" if len(paths_done) == 1 else f"results: {results}")
 
 
 @app.command()

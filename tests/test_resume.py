@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.results import read_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +88,36 @@ def test_existing_result_is_skipped_unless_forced(tmp_path, sample_split, tiny_r
     after = read_result(forced)
     assert after["finished"] != before["finished"]
     assert after["epochs"] == before["epochs"] and after["test"] == before["test"]
+
+
+def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, cache_dir):
+    from conftest import TINY_RECIPE
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "one.py").write_text(TINY_RECIPE.replace("epochs=2", "epochs=1"))
+    (folder / "two.py").write_text(
+        TINY_RECIPE.replace("epochs=2", "epochs=1").replace("lr=1e-3", "lr=3e-3")
+    )
+    serial_out, _ = run(
+        command(folder, sample_split, tmp_path / "serial", cache_dir, "--seeds", "0,5")
+    )
+    parallel_out, _ = run(
+        command(
+            folder, sample_split, tmp_path / "parallel", cache_dir, "--seeds", "0,5", "--jobs", "2"
+        )
+    )
+    assert "bench run summary" in serial_out and "±" in serial_out
+    assert "[one s5] " in parallel_out  # each job's lines say which job printed them
+    serial = {p.name: read_result(p) for p in (tmp_path / "serial").glob("*.json")}
+    parallel = {p.name: read_result(p) for p in (tmp_path / "parallel").glob("*.json")}
+    assert len(serial) == 4 and serial.keys() == parallel.keys()
+    assert {r["seed"] for r in serial.values()} == {0, 5}
+    for name, result in serial.items():
+        other = parallel[name]
+        # one thread per job instead of two: the same numbers up to float summation order
+        assert other["test"]["chunk"]["DER"] == pytest.approx(
+            result["test"]["chunk"]["DER"], abs=1e-4
+        )
+        for a, b in zip(result["epochs"], other["epochs"], strict=True):
+            assert b["loss/train"] == pytest.approx(a["loss/train"], rel=1e-4)

@@ -206,7 +206,7 @@ def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_
         ],
     )
     assert outcome.exit_code == 1, outcome.output
-    assert "2 of 3 recipe(s) failed" in outcome.output
+    assert "2 of 3 run(s) failed" in outcome.output
     by_file = {Path(r["recipe_file"]).name: r for r in map(read_result, results.glob("*.json"))}
     assert by_file["a_good.py"]["status"] == "ok"
     diverged = by_file["b_diverges.py"]

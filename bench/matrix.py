@@ -1,0 +1,138 @@
+"""Running many recipes (and seeds): in this process or in parallel worker processes, with a
+summary of what each run recorded."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.data import Split
+from bench.results import read_result
+from bench.runner import RunFailed, RunOptions, run_recipe
+
+
+@dataclass(frozen=True)
+class Job:
+    recipe: Path
+    seed: int | None  # None: the recipe's (or --seed's) own
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``"3"`` -> seeds 0, 1, 2; ``"0,7,42"`` -> those seeds."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected a count (3) or a list (0,7,42)") from None
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"--seeds {text!r}: expected a positive count or seeds >= 0")
+    if "," not in text:
+        return list(range(values[0]))
+    return values
+
+
+def plan(recipes: list[Path], seeds: list[int] | None) -> list[Job]:
+    return [Job(r, s) for r in recipes for s in (seeds or [None])]
+
+
+def _execute(job: Job, options: RunOptions, split: tuple[Split, bool], console: Console) -> Path:
+    if job.seed is not None:
+        options = replace(options, seed=job.seed)
+    try:
+        return run_recipe(job.recipe, options, console, split)
+    except RunFailed as failure:
+        return failure.result
+
+
+def _worker(job: Job, options: RunOptions, split: tuple[Split, bool], slot: int, jobs: int) -> Path:
+    """One job in a worker process: an equal share of the CPU threads, or its own GPU."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus and options.device != "cpu":
+        torch.cuda.set_device(slot % gpus)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    prefix = f"[{job.recipe.stem}{'' if job.seed is None else f' s{job.seed}'}] "
+    return _execute(job, replace(options, progress=False), split, _Prefixed(prefix))
+
+
+class _Prefixed(Console):
+    """A console whose lines say which job printed them."""
+
+    def __init__(self, prefix: str):
+        super().__init__(soft_wrap=True)
+        self.prefix = prefix
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(self.prefix, *objects, sep="", **kwargs)
+
+
+def run_jobs(
+    jobs: list[Job], options: RunOptions, split: tuple[Split, bool], console: Console, workers: int
+) -> list[Path]:
+    """Run every job; return their result files in job order (failures included)."""
+    if workers <= 1:
+        return [_execute(job, options, split, console) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_worker, job, options, split, i % workers, workers)
+            for i, job in enumerate(jobs)
+        ]
+        return [future.result() for future in futures]
+
+
+def _groups(paths: list[Path]) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """Results by recipe name, in run order."""
+    groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for path in paths:
+        result = read_result(path)
+        name = (result.get("recipe") or {}).get("name") or Path(result["recipe_file"]).stem
+        groups.setdefault(name, []).append((path, result))
+    return groups
+
+
+def summary(paths: list[Path]) -> tuple[Table, int]:
+    """A table of the runs (mean and spread over seeds) and the number of failed runs."""
+    table = Table(title="bench run summary")
+    for column in ("recipe", "runs", "seeds", "status", "test DER", "best dev DER", "result"):
+        table.add_column(column, no_wrap=column == "recipe")
+    failed = 0
+    for name, runs in _groups(paths).items():
+        ok = [r for _, r in runs if r["status"] == "ok"]
+        failed += len(runs) - len(ok)
+        statuses = sorted({r["status"] for _, r in runs})
+        table.add_row(
+            name,
+            str(len(runs)),
+            ",".join(str(r.get("seed")) for _, r in runs),
+            ", ".join(statuses),
+            _spread([r["test"]["chunk"]["DER"] for r in ok]),
+            _spread(
+                [
+                    r["best_validation"]["DiarizationErrorRate"]
+                    for r in ok
+                    if r.get("best_validation")
+                ]
+            ),
+            str(runs[0][0]) if len(runs) == 1 else f"{len(runs)} files in {runs[0][0].parent}",
+        )
+    return table, failed
+
+
+def _spread(values: list[float]) -> str:
+    """One value, or mean ± standard deviation over seeds."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{mean(values):.4f} ± {stdev(values):.4f}"
