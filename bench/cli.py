@@ -184,5 +184,45 @@ def leaderboard(
     console.print(f"markdown: {out / 'LEADERBOARD.md'}")
 
 
+@app.command()
+def gate(
+    baseline: Annotated[Path, typer.Option(help="Baseline result file or folder.")] = Path(
+        "leaderboard/baseline"
+    ),
+    candidate: Annotated[Path, typer.Option(help="Candidate result file or folder.")] = Path(
+        "results"
+    ),
+    max_increase: Annotated[
+        float, typer.Option(min=0.0, help="Tolerated absolute DER increase.")
+    ] = 0.005,
+    confidence: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Paired-bootstrap confidence.")
+    ] = 0.95,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the report here.")] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Copy the candidate into the baseline.")
+    ] = False,
+) -> None:
+    """Fail (exit 1) when a recipe's test DER regresses significantly against the baseline."""
+    from bench import gate as gating
+    from bench.results import atomic_write_text
+
+    try:
+        if update_baseline:
+            for path in gating.update_baseline(candidate, baseline):
+                console.print(f"baseline: {path}")
+            return
+        verdicts = gating.compare(baseline, candidate, max_increase, confidence)
+    except gating.GateError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    report = gating.markdown(verdicts, max_increase, confidence)
+    if markdown is not None:
+        atomic_write_text(markdown, report)
+    print(report, end="")
+    if any(v.status == "regression" for v in verdicts):
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

@@ -60,14 +60,13 @@ def git_commit(directory: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as stream:
-            json.dump(data, stream, indent=2, sort_keys=False, allow_nan=True)
-            stream.write("\n")
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
@@ -75,6 +74,11 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 def read_result(path: Path) -> dict[str, Any]:

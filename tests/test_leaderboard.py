@@ -1,0 +1,522 @@
+"""``bench leaderboard``: results of real ``bench run``s rendered into a static site and a markdown
+page. The site is loaded in a real headless Chromium (Debian's, driven by Playwright).
+
+Set ``BENCH_SCREENSHOT_DIR`` to keep the screenshots (light, dark, a run page) in that folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import math
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from conftest import SAMPLE_RTTM, SAMPLE_WAV, TINY_RECIPE, make_sample_split
+from typer.testing import CliRunner
+
+from bench import leaderboard, stats
+from bench.cli import app
+from bench.results import read_result
+
+XSS = '<script>alert(1)</script> "><img src=x onerror=alert(2)> & | pipes'
+SEED_HEADER = [
+    "Epoch",
+    "loss/val/segmentation",
+    "loss/val/vad",
+    "loss/val",
+    "DiarizationErrorRate",
+    "Confusion",
+    "FalseAlarm",
+    "Miss",
+    "Threshold",
+    "loss/train/segmentation",
+    "loss/train/vad",
+    "loss/train",
+]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: real runs of the tiny recipe on two splits
+
+
+def cut_test_subset(root: Path, pieces: int = 4, start: float = 6.0, length: float = 6.0) -> Path:
+    """Replace a sample split's test subset by ``pieces`` consecutive cuts of the real recording
+    (audio, RTTM and UEM cut alike), so that test DER has files to bootstrap over."""
+    audio, rate = sf.read(SAMPLE_WAV)
+    test = root / "test"
+    shutil.rmtree(test)
+    uris = []
+    for i in range(pieces):
+        a, b = start + i * length, start + (i + 1) * length
+        uri = f"sample_cut{i}"
+        uris.append(uri)
+        for folder in ("wav", "rttm", "uem"):
+            (test / folder).mkdir(parents=True, exist_ok=True)
+        sf.write(test / "wav" / f"{uri}.wav", audio[round(a * rate) : round(b * rate)], rate)
+        turns = []
+        for line in SAMPLE_RTTM.read_text().splitlines():
+            fields = line.split()
+            onset, offset = float(fields[3]), float(fields[3]) + float(fields[4])
+            if min(offset, b) > max(onset, a):
+                fields[1] = uri
+                fields[3] = f"{max(onset, a) - a:.3f}"
+                fields[4] = f"{min(offset, b) - max(onset, a):.3f}"
+                turns.append(" ".join(fields))
+        (test / "rttm" / f"{uri}.rttm").write_text("\n".join(turns) + "\n")
+        (test / "uem" / f"{uri}.uem").write_text(f"{uri} 1 0.000 {length:.3f}\n")
+    (root / "test.txt").write_text("\n".join(uris) + "\n")
+    return root
+
+
+def write_recipe(folder: Path, name: str, **fields: str) -> Path:
+    """The tiny recipe with some ``Recipe(...)`` keyword arguments replaced or added."""
+    text = TINY_RECIPE
+    for key, value in fields.items():
+        line = f"    {key}={value},"
+        text, found = re.subn(rf"^    {key}=.*,$", line, text, flags=re.M)
+        if not found:
+            text = text.replace("recipe = Recipe(\n", f"recipe = Recipe(\n{line}\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, cache_dir) -> Path:
+    """Result files of real runs: three recipes and two failures on a 4-test-file split, two
+    recipes on the 1-test-file sample split (another fingerprint)."""
+    root = tmp_path_factory.mktemp("leaderboard")
+    split_a = cut_test_subset(make_sample_split(root / "split_a"))
+    split_b = make_sample_split(root / "split_b")
+    on_a, on_b = root / "recipes_a", root / "recipes_b"
+    write_recipe(on_a, "tiny_adam")
+    adamw = 'Optimizer(name="adamw", lr=3e-3, weight_decay=0.01)'
+    write_recipe(on_a, "tiny_adamw", optimizer=adamw, seed="7", description=repr(XSS))
+    write_recipe(on_a, "tiny_long", optimizer='Optimizer(name="adam", lr=3e-3)', epochs="9")
+    diverging = 'Optimizer(name="sgd", lr=1e30)'
+    write_recipe(on_a, "tiny_diverges", optimizer=diverging, epochs="1")
+    write_recipe(on_a, "tiny_invalid", batch_size="-4")
+    write_recipe(on_b, "tiny_adam")
+    write_recipe(on_b, "tiny_sgd", optimizer='Optimizer(name="sgd", lr=0.05, momentum=0.9)')
+    out = root / "results"
+    common = ["--results", str(out), "--no-wandb", "--no-progress", "--cache", str(cache_dir)]
+    first = CliRunner().invoke(app, ["run", str(on_a), "--data", str(split_a), *common])
+    assert first.exit_code == 1, first.output  # two of the recipes fail
+    second = CliRunner().invoke(
+        app, ["run", str(on_b), "--data", str(split_b), "--epochs", "1", *common]
+    )
+    assert second.exit_code == 0, second.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def recorded(results) -> dict[tuple[str, str], dict]:
+    """``{(recipe file stem, split name): result}``."""
+    found = {}
+    for path in results.glob("*.json"):
+        result = read_result(path)
+        found[(Path(result["recipe_file"]).stem, result["dataset"]["name"])] = result
+    assert len(found) == 7
+    return found
+
+
+@pytest.fixture(scope="module")
+def site(results, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("site") / "site"
+    outcome = CliRunner().invoke(app, ["leaderboard", "--results", str(results), "--out", str(out)])
+    assert outcome.exit_code == 0, outcome.output
+    return out, outcome.output
+
+
+def ok_on(recorded: dict, split: str) -> list[dict]:
+    """The ok results on ``split``, best test DER first."""
+    runs = [r for (_, s), r in recorded.items() if s == split and r["status"] == "ok"]
+    return sorted(runs, key=lambda r: r["test"]["chunk"]["DER"])
+
+
+def file_map(result: dict) -> dict[str, tuple[float, float]]:
+    return stats.file_components(result["test"]["chunk"]["files"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The markdown page
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def sections(markdown: str) -> dict[str, list[list[str]]]:
+    """``{heading: table rows as cells}``; a ``###`` heading is keyed ``'<## heading> / <###>'``
+    (separator rows dropped)."""
+    found: dict[str, list[list[str]]] = {}
+    parent = heading = ""
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            parent = heading = line[3:].strip()
+            found[heading] = []
+        elif line.startswith("### "):
+            heading = f"{parent} / {line[4:].strip()}"
+            found[heading] = []
+        elif line.startswith("|") and not re.fullmatch(r"\|[-:| ]+\|", line):
+            found[heading].append(cells(line))
+    return found
+
+
+def split_heading(result: dict) -> str:
+    return f"Split {result['dataset']['name']} (`{result['dataset']['fingerprint']}`)"
+
+
+def epochs_heading(result: dict, rank: int) -> str:
+    split = f"{result['dataset']['name']} (`{result['dataset']['fingerprint']}`)"
+    return f"Per-epoch validation: split {split} / {rank}) {result['recipe']['name']}"
+
+
+def test_cli_summary(site):
+    _, output = site
+    assert "7 results: 5 ranked on 2 split(s), 2 failed, 0 superseded" in output
+    assert "LEADERBOARD.md" in output
+
+
+def test_markdown_ranks_by_test_der_with_ties_from_the_paired_bootstrap(site, recorded):
+    out, _ = site
+    tables = sections((out / "LEADERBOARD.md").read_text())
+    for split, n_files in (("split_a", 4), ("split_b", 1)):
+        expected = ok_on(recorded, split)
+        header, *rows = tables[split_heading(expected[0])]
+        assert header[:2] == ["#", "Recipe"] and "Test DER % [95% CI]" in header
+        assert [row[1] for row in rows] == [r["recipe"]["name"] for r in expected]
+        leader = expected[0]
+        for row, result in zip(rows, expected, strict=True):
+            der = result["test"]["chunk"]["DER"]
+            found = stats.interval_of_files(file_map(result))
+            assert found.n_files == n_files
+            assert row[9] == leaderboard.ci_text(stats.Interval(der, found.low, found.high, 1))
+            assert row[9].startswith(f"{100 * der:.1f}")
+            assert ("[" in row[9]) == (n_files > 1)  # one test file: no interval
+            if result is leader:
+                assert row[0] == "1" and row[10] == "leader"
+            else:
+                tied = stats.compare_files(file_map(leader), file_map(result)).tied
+                assert row[0].endswith("≈") == tied
+                assert row[10].startswith(f"{100 * (der - leader['test']['chunk']['DER']):+.2f}")
+    # with a single test file no difference can be shown: everyone is tied with the leader
+    assert all(row[0].endswith("≈") for row in tables[split_heading(expected[0])][2:])
+
+
+def test_markdown_epoch_tables_follow_the_seed(site, recorded):
+    out, _ = site
+    tables = sections((out / "LEADERBOARD.md").read_text())
+    long_run = recorded[("tiny_long", "split_a")]
+    rank = [r["recipe"]["name"] for r in ok_on(recorded, "split_a")].index("tiny_long") + 1
+    header, *rows = tables[epochs_heading(long_run, rank)]
+    assert header == SEED_HEADER
+    epochs = long_run["epochs"]
+    assert len(epochs) == 9
+    shown = [*epochs[:3], None, *epochs[-5:]]
+    assert [row[0] for row in rows] == ["0", "1", "2", "...", "4", "5", "6", "7", "8"]
+    for row, recorded_row in zip(rows, shown, strict=True):
+        if recorded_row is None:
+            assert set(row) == {"..."}
+            continue
+        for column, cell in zip(long_run["columns"], row[1:], strict=True):
+            value = recorded_row[column]
+            assert float(cell) == pytest.approx(value, rel=1e-4, abs=5e-5), column
+            if column.startswith("DiarizationErrorRate"):
+                assert re.fullmatch(r"\d\.\d{4}", cell)  # the seed's 4 decimals
+    short = recorded[("tiny_adam", "split_a")]
+    rank = [r["recipe"]["name"] for r in ok_on(recorded, "split_a")].index("tiny_adam") + 1
+    _, *rows = tables[epochs_heading(short, rank)]
+    assert [row[0] for row in rows] == ["0", "1"]  # short runs are shown whole
+    assert float(rows[1][4]) == pytest.approx(short["epochs"][1]["DiarizationErrorRate"], abs=5e-5)
+
+
+def test_failed_and_diverged_runs_are_listed_never_ranked(site, recorded):
+    out, _ = site
+    markdown = (out / "LEADERBOARD.md").read_text()
+    tables = sections(markdown)
+    diverged = recorded[("tiny_diverges", "split_a")]
+    invalid = recorded[("tiny_invalid", "split_a")]
+    assert diverged["status"] == "diverged" and invalid["status"] == "failed"
+    assert invalid["recipe"] is None
+    _, *failed = tables["Failed and diverged runs (not ranked)"]
+    by_name = {row[0]: row for row in failed}
+    assert by_name["tiny_diverges"][1] == "diverged"
+    assert by_name["tiny_diverges"][2].startswith("FloatingPointError: ")
+    assert by_name["tiny_invalid"][1] == "failed"
+    assert "field 'batch_size'" in by_name["tiny_invalid"][2]
+    ranked = [row[1] for h, t in tables.items() if h.startswith("Split") for row in t[1:]]
+    assert "tiny_diverges" not in ranked and "tiny_invalid" not in ranked
+    index = (out / "index.html").read_text()
+    assert 'id="failed"' in index and "FloatingPointError" in index
+    failed_pages = re.findall(r'<tr data-slug="([^"]+)">\s*<td><a href="runs/', index)
+    assert len(failed_pages) == 2
+    for slug in failed_pages:  # each failure has its page with the reason and traceback
+        assert "Traceback" in (out / "runs" / f"{slug}.html").read_text()
+
+
+def test_result_text_is_escaped(site):
+    out, _ = site
+    markdown = (out / "LEADERBOARD.md").read_text()
+    assert "<script>" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown and r"\| pipes" in markdown
+    for page in [out / "index.html", *(out / "runs").glob("*.html")]:
+        html = page.read_text()
+        assert "<script>alert" not in html and "<img" not in html, page.name
+        assert html.count("<script>") <= 1  # only the sorting script
+    pages = "".join(p.read_text() for p in (out / "runs").glob("tiny_adamw-*.html"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x" in pages
+
+
+def test_site_is_self_contained(site):
+    out, _ = site
+    for page in [out / "index.html", *(out / "runs").glob("*.html")]:
+        html = page.read_text()
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), page.name
+        assert "@import" not in html and "url(" not in html
+    links = re.findall(r'href="(runs/[^"]+)"', (out / "index.html").read_text())
+    assert links and all((out / link).is_file() for link in links)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".bench-leaderboard",
+        ".nojekyll",
+        "LEADERBOARD.md",
+        "index.html",
+        "runs",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection, the primary metric and atomic output (on copies of the real results)
+
+
+def test_newest_result_wins_for_the_same_recipe_split_seed_and_epochs(results, tmp_path):
+    source = next(results.glob("tiny_adam-*.json"))
+    result = read_result(source)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    shutil.copy(source, folder / source.name)
+    older = dict(result, finished="2000-01-01T00:00:00+00:00")
+    older["test"] = {"chunk": dict(result["test"]["chunk"], DER=0.01)}
+    (folder / f"renamed-{source.name}").write_text(json.dumps(older))
+    board = leaderboard.build_board(*leaderboard.load_runs(folder))
+    assert board.superseded == 1 and board.total == 2
+    (entry,) = board.groups[0].ranked
+    assert entry.run.source.name == source.name and entry.test["DER"] != 0.01
+
+
+def test_primary_metric_is_the_full_pipeline_der_when_every_run_has_it(results):
+    runs, _ = leaderboard.load_runs(results)
+    ok = [run for run in runs if run.status == "ok" and run.dataset["name"] == "split_a"]
+    assert leaderboard.primary_metric(ok) == "chunk"
+    for i, run in enumerate(ok):  # a later issue adds test.pipeline: it becomes primary
+        run.data["test"]["pipeline"] = dict(run.data["test"]["chunk"], DER=0.5 - 0.1 * i)
+    group = leaderboard.rank_group(ok)
+    assert group.metric == "pipeline" and group.metric_label == "full-pipeline DER"
+    assert [r.run for r in group.ranked] == ok[::-1]
+    del ok[0].data["test"]["pipeline"]
+    assert leaderboard.primary_metric(ok) == "chunk"  # never rank unlike numbers together
+
+
+def test_a_failed_render_leaves_the_previous_site(site, tmp_path, monkeypatch, results):
+    out = tmp_path / "site"
+    shutil.copytree(site[0], out)
+    before = (out / "index.html").read_bytes()
+
+    def broken(board):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(leaderboard, "render_markdown", broken)
+    with pytest.raises(RuntimeError, match="render failed"):
+        leaderboard.write_leaderboard(results, out)
+    assert (out / "index.html").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folder left
+
+
+def test_only_an_earlier_leaderboard_is_replaced(tmp_path, results):
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    outcome = CliRunner().invoke(
+        app, ["leaderboard", "--results", str(results), "--out", str(precious)]
+    )
+    assert outcome.exit_code == 1 and "refusing to replace it" in outcome.output
+    assert (precious / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]
+
+
+def test_no_results_gives_an_empty_leaderboard(tmp_path):
+    outcome = CliRunner().invoke(
+        app, ["leaderboard", "--results", str(tmp_path / "none"), "--out", str(tmp_path / "s")]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "No results yet" in (tmp_path / "s" / "index.html").read_text()
+    assert "No results yet" in (tmp_path / "s" / "LEADERBOARD.md").read_text()
+
+
+def test_formatting_helpers():
+    assert leaderboard.pct(0.21714) == "21.7" and leaderboard.pct(None) == ""
+    assert leaderboard.rate(1e-4) == "1e-4" and leaderboard.rate(0.05) == "0.05"
+    assert leaderboard.seed_value("DiarizationErrorRate/Threshold", None) == ""
+    assert leaderboard.seed_value("DiarizationErrorRate", 0.21714) == "0.2171"
+    assert leaderboard.seed_value("loss/val", 0.4006512) == "0.40065"
+    assert leaderboard.seed_value("loss/train", math.nan) == "nan"
+    assert leaderboard.epoch_excerpt(list(range(20))) == [0, 1, 2, None, 15, 16, 17, 18, 19]
+    assert leaderboard.nice_ticks(0, 9, 6, integer=True)[-1] >= 9
+    assert leaderboard.md_escape("a|b\n<c>") == "a\\|b &lt;c&gt;"
+
+
+# ---------------------------------------------------------------------------------------------
+# The site in a real browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it as root)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def keep_screenshot(path: Path) -> None:
+    folder = os.environ.get("BENCH_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / path.name)
+
+
+class Recorder:
+    """What a page did: dialogs opened, script errors, every URL it requested."""
+
+    def __init__(self, page):
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+
+def open_page(browser, url: str, scheme: str = "light"):
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+    recorder = Recorder(page)
+    page.goto(url)
+    return page, recorder
+
+
+def follow(page, selector: str) -> None:
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def column_texts(page, table: str, selector: str) -> list[str]:
+    return page.locator(f"{table} tbody tr {selector}").all_inner_texts()
+
+
+def test_site_in_chromium(site, recorded, browser, tmp_path):
+    out, _ = site
+    expected = ok_on(recorded, "split_a")
+    table = f'table.ranking[data-split="{expected[0]["dataset"]["fingerprint"]}"]'
+    page, seen = open_page(browser, (out / "index.html").as_uri())
+
+    names = [r["recipe"]["name"] for r in expected]
+    assert column_texts(page, table, "td.recipe") == names  # server-side order: the ranking
+    page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
+    keep_screenshot(tmp_path / "leaderboard.png")
+
+    page.click(f"{table} thead th:has-text('Recipe') button")
+    assert column_texts(page, table, "td.recipe") == sorted(names)
+    page.click(f"{table} thead th:has-text('Recipe') button")
+    assert column_texts(page, table, "td.recipe") == sorted(names, reverse=True)
+    page.click(f"{table} thead th:has-text('Miss') button")
+    by_miss = sorted(expected, key=lambda r: r["test"]["chunk"]["Miss"])
+    assert column_texts(page, table, "td.recipe") == [r["recipe"]["name"] for r in by_miss]
+    page.click(f"{table} thead th:has-text('#') button")
+    assert column_texts(page, table, "td.recipe") == names
+
+    follow(page, f"{table} a:text-is('tiny_long')")
+    assert page.url.endswith(".html") and "/runs/tiny_long-" in page.url
+    assert page.locator("h1").inner_text().startswith("tiny_long")
+    rows = page.locator("table.epochs tbody tr")
+    assert rows.count() == 1 + 9  # before training, then one row per epoch
+    first = recorded[("tiny_long", "split_a")]["epochs"][0]
+    assert rows.nth(1).locator("td").nth(5).inner_text() == f"{first['DiarizationErrorRate']:.4f}"
+    assert page.locator("figure.chart svg polyline").count() >= 4
+    page.screenshot(path=tmp_path / "run.png", full_page=True)
+    keep_screenshot(tmp_path / "run.png")
+
+    page.goto((out / "index.html").as_uri())
+    follow(page, f"{table} a:text-is('tiny_adamw')")
+    assert page.locator(".description").inner_text() == XSS  # shown as text, never run
+    assert page.locator("img").count() == 0
+    assert seen.dialogs == [] and seen.errors == []
+    assert all(url.startswith("file://") for url in seen.requests)
+    page.close()
+
+
+def test_site_in_dark_mode(site, browser, tmp_path):
+    out, _ = site
+    light, _ = open_page(browser, (out / "index.html").as_uri())
+    dark, _ = open_page(browser, (out / "index.html").as_uri(), scheme="dark")
+    background = "getComputedStyle(document.documentElement).backgroundColor"
+    assert light.evaluate(background) == "rgb(255, 255, 255)"
+    assert dark.evaluate(background) == "rgb(13, 17, 23)"
+    text = "getComputedStyle(document.querySelector('figure.chart svg text')).fill"
+    assert dark.evaluate(text) == "rgb(230, 237, 243)"  # chart text follows the theme
+    dark.screenshot(path=tmp_path / "leaderboard-dark.png", full_page=True)
+    keep_screenshot(tmp_path / "leaderboard-dark.png")
+    light.close()
+    dark.close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_site_over_http(site, browser):
+    out, _ = site
+    handler = functools.partial(QuietHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        root = f"http://127.0.0.1:{server.server_address[1]}/"
+        page, seen = open_page(browser, root)
+        assert page.locator("table.ranking").count() == 2
+        follow(page, "table.ranking a")
+        assert page.url.startswith(f"{root}runs/") and page.locator("table.epochs").count() == 1
+        response = page.goto(f"{root}LEADERBOARD.md")
+        assert response is not None and response.status == 200
+        assert seen.errors == []
+        assert all(url.startswith(root) for url in seen.requests)
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
