@@ -137,7 +137,9 @@ def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir)
     assert len(result["epochs"]) == 1
     bad = tmp_path / "bad.py"
     bad.write_text(tiny_recipe.read_text().replace("epochs=2", "epochs=0"))
-    outcome = CliRunner().invoke(app, ["run", str(bad), "--data", str(sample_split)])
+    outcome = CliRunner().invoke(
+        app, ["run", str(bad), "--data", str(sample_split), "--results", str(tmp_path / "bad")]
+    )
     assert outcome.exit_code == 1
     assert f"{bad}:" in outcome.output and "field 'epochs'" in outcome.output
 
