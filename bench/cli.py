@@ -50,14 +50,46 @@ def run(
         str | None, typer.Option(help="Run each recipe with N seeds (0..N-1) or a list: 0,7,42.")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel runs (processes).")] = 1,
+    pipeline: Annotated[
+        bool,
+        typer.Option("--pipeline/--no-pipeline", help="Full-file pipeline DER after training."),
+    ] = True,
+    embedding: Annotated[
+        str | None, typer.Option(help="Pipeline speaker embedding: campplus, a hub id or a path.")
+    ] = None,
+    tune_trials: Annotated[
+        str | None, typer.Option(help="Pipeline tuning trials per stage on dev, e.g. 10,10.")
+    ] = None,
 ) -> None:
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
     from bench.recipe import RecipeError, discover
     from bench.runner import RunOptions, resolve_split
 
+    try:
+        trials = None if tune_trials is None else tuple(int(t) for t in tune_trials.split(","))
+        if trials is not None and (len(trials) != 2 or min(trials) < 1):
+            raise ValueError
+    except ValueError:
+        console.print(
+            f"[red]error:[/] --tune-trials {tune_trials!r}: expected two counts, e.g. 10,10"
+        )
+        raise typer.Exit(2) from None
     options = RunOptions(
-        data, protocol, results, epochs, seed, device, wandb, cache, progress, max_batches, force
+        data,
+        protocol,
+        results,
+        epochs,
+        seed,
+        device,
+        wandb,
+        cache,
+        progress,
+        max_batches,
+        force,
+        pipeline,
+        embedding,
+        trials,
     )
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]

@@ -12,6 +12,7 @@ from statistics import mean, stdev
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.data import Split
@@ -73,7 +74,7 @@ class _Prefixed(Console):
         self.prefix = prefix
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        super().print(self.prefix, *objects, sep="", **kwargs)
+        super().print(escape(self.prefix), *objects, sep="", **kwargs)
 
 
 def run_jobs(

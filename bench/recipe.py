@@ -207,6 +207,22 @@ class VadLoss(_Strict):
     weight: float = Field(1.0, gt=0.0)
 
 
+class Pipeline(_Strict):
+    """Full-file diarization after training: pyannote.audio's SpeakerDiarization pipeline with the
+    best checkpoint, this speaker embedding (``campplus``: the offline CAM++ model; a hub id such
+    as ``pyannote/wespeaker-voxceleb-resnet34-LM`` with a token; or a local checkpoint) and
+    centroid clustering, tuned on dev in two stages of ``tune_trials`` trials each."""
+
+    embedding: str = Field("campplus", min_length=1)
+    tune_trials: tuple[int, int] = (10, 10)
+
+    @model_validator(mode="after")
+    def _check(self) -> Pipeline:
+        if min(self.tune_trials) < 1:
+            raise ValueError(f"tune_trials must be >= 1 per stage, got {self.tune_trials}")
+        return self
+
+
 class Recipe(_Strict):
     """One training setup."""
 
@@ -214,9 +230,9 @@ class Recipe(_Strict):
     description: str = ""
     mode: Literal["multilabel", "powerset"] = "multilabel"
     model: Annotated[Scratch | Pretrained, Field(discriminator="kind")]
-    optimizer: Optimizer
+    optimizer: Optimizer | None = None
     scheduler: Scheduler | None = None
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=0, description="0: evaluate the initial weights without fine-tuning")
     batch_size: int = Field(ge=1)
     duration: float = Field(10.0, gt=0.0, le=60.0)
     max_speakers_per_chunk: int = Field(3, ge=1)
@@ -228,10 +244,24 @@ class Recipe(_Strict):
     early_stopping_patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    pipeline: Pipeline | None = Pipeline()
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _check_mode(self) -> Recipe:
+        if self.epochs == 0:
+            training_only = (
+                "optimizer",
+                "scheduler",
+                "augmentation",
+                "gradient_clip",
+                "early_stopping_patience",
+            )
+            for name in training_only:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"'{name}' does not apply with epochs=0 (no fine-tuning)")
+        elif self.optimizer is None:
+            raise ValueError("'optimizer' is required to train (epochs > 0)")
         allowed = MULTILABEL_LOSSES if self.mode == "multilabel" else POWERSET_LOSSES
         if self.loss.kind not in allowed:
             raise ValueError(
@@ -272,7 +302,7 @@ class Recipe(_Strict):
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with some fields replaced, validated again."""
         data = self.model_dump()
-        data.update({k: v for k, v in changes.items() if v is not None})
+        data.update(changes)
         return Recipe.model_validate(data)
 
 

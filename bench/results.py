@@ -22,6 +22,7 @@ PACKAGES = (
     "pyannote.database",
     "pyannote.metrics",
     "pyannote.pipeline",
+    "optuna",
     "lightning",
     "torch-audiomentations",
     "numpy",

@@ -153,6 +153,11 @@ def prepare_model(recipe: Recipe, task: BenchDiarization) -> tuple[Model, Initia
     elif before is None:
         init = Initialisation(source, False, "scratch: every weight is random")
     elif before != after:
+        if recipe.epochs == 0:
+            raise ValueError(
+                f"epochs=0 evaluates the initial weights as they are, but their head is "
+                f"{_describe(before)} and the recipe needs {_describe(after)}"
+            )
         for module in (model.classifier,):
             module.reset_parameters()
         init = Initialisation(
@@ -300,6 +305,11 @@ def fit(
         log_every_n_steps=1,
     )
     last = run_dir / "checkpoints" / "last.ckpt"
+    if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
+        initial = validation_row(trainer.validate(model, verbose=False)[0])
+        if on_initial is not None:
+            on_initial(initial)
+        return Fitted(model, [], initial, None, None, False)
     if initial is not None and last.is_file():
         # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
         trainer.fit(model, ckpt_path=last, weights_only=False)

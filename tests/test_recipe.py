@@ -126,3 +126,26 @@ def test_discover_expands_folders(tmp_path):
     write(tmp_path, GOOD, "a.py")
     write(tmp_path, "", "_helper.py")
     assert [p.name for p in discover([tmp_path])] == ["a.py", "b.py"]
+
+
+def test_epochs_zero_is_an_evaluation_without_training(tmp_path):
+    base = GOOD.replace("    epochs=5,", "    epochs=0,")
+    with pytest.raises(RecipeError, match="'optimizer' does not apply with epochs=0"):
+        load_recipe(write(tmp_path, base, "a.py"))
+    bare = (
+        "from bench.recipe import Pretrained, Recipe\n"
+        "recipe = Recipe(model=Pretrained(id='x'), epochs=0, batch_size=8)\n"
+    )
+    assert load_recipe(write(tmp_path, bare, "b.py")).epochs == 0
+    with pytest.raises(RecipeError, match="'optimizer' is required to train"):
+        load_recipe(write(tmp_path, bare.replace("epochs=0", "epochs=3"), "c.py"))
+
+
+def test_pipeline_settings_are_part_of_the_recipe(tmp_path):
+    base = load_recipe(write(tmp_path, GOOD, "a.py"))
+    assert base.pipeline.embedding == "campplus" and base.pipeline.tune_trials == (10, 10)
+    other = GOOD.replace("    epochs=5,", "    epochs=5, pipeline=Pipeline(tune_trials=(3, 3)),")
+    other = other.replace("from bench.recipe import", "from bench.recipe import Pipeline,")
+    assert load_recipe(write(tmp_path, other, "b.py")).content_hash() != base.content_hash()
+    off = GOOD.replace("    epochs=5,", "    epochs=5, pipeline=None,")
+    assert load_recipe(write(tmp_path, off, "c.py")).pipeline is None

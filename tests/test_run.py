@@ -180,6 +180,14 @@ def test_readme_demo_run_learns(tmp_path, cache_dir):
     print(json.dumps({"dev": [before_dev, after_dev], "test": [before_test, after_test]}))
     assert after_dev < before_dev - 0.15
     assert after_test < before_test - 0.15
+    # the full-file pipeline, tuned on dev, scored on every full test file
+    pipeline = result["test"]["pipeline"]
+    assert len(pipeline["files"]) == 6  # the demo test split
+    assert 0.0 < pipeline["DER"] < 1.0 and "collar_0.25_no_overlap" in pipeline
+    assert result["pipeline"]["embedding"]["name"] == "campplus"
+    tuning = result["pipeline"]["tuning"]
+    assert tuning["dev_der_after"] <= tuning["dev_der_before"]
+    assert set(result["pipeline"]["rtf"]) >= {"segmentation", "embedding", "clustering"}
 
 
 def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_split, cache_dir):

