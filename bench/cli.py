@@ -160,9 +160,12 @@ def recipes(
 def recipe_summary(r) -> list[str]:
     """The main settings of a recipe, as short strings."""
     init = "scratch" if r.model.kind == "scratch" else r.model.id
-    opt = f"{r.optimizer.name} lr={r.optimizer.lr:g}"
-    if r.optimizer.weight_decay:
-        opt += f" wd={r.optimizer.weight_decay:g}"
+    if r.optimizer is None:
+        opt = "- (no training)"
+    else:
+        opt = f"{r.optimizer.name} lr={r.optimizer.lr:g}"
+        if r.optimizer.weight_decay:
+            opt += f" wd={r.optimizer.weight_decay:g}"
     sched = "-" if r.scheduler is None else r.scheduler.kind
     aug = (
         "-"

@@ -24,6 +24,8 @@ import torch
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.database.protocol import SpeakerDiarizationProtocol
 
+from bench.hashing import sha256_file
+
 SAMPLE_RATE = 16000
 SUBSETS = ("train", "dev", "test")
 
@@ -71,14 +73,6 @@ class Split:
             }
             for subset, recs in self.recordings.items()
         }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_list(path: Path) -> list[str]:
@@ -198,11 +192,13 @@ def load_folder(root: str | Path) -> Split:
                     raise DataError(
                         f"{uem}: annotated regions lie outside the audio ({duration:.3f} s)"
                     )
-                uem_hash = _sha256(uem)
+                uem_hash = sha256_file(uem)
             else:
                 annotated = Timeline([Segment(0.0, duration)], uri=uri)
                 uem_hash = "whole-file"
-            digest.update(f"{subset}:{uri}:{_sha256(wav)}:{_sha256(rttm)}:{uem_hash}\n".encode())
+            digest.update(
+                f"{subset}:{uri}:{sha256_file(wav)}:{sha256_file(rttm)}:{uem_hash}\n".encode()
+            )
             annotation = annotation.crop(annotated, mode="intersection")
             recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
     return Split(root.name, recordings, digest.hexdigest()[:16], str(root.resolve()))
@@ -233,7 +229,7 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
             annotated = file.get("annotated") or Timeline([Segment(0, duration)], uri=uri)
             annotation = file["annotation"].crop(annotated, mode="intersection")
             digest.update(
-                f"{subset}:{uri}:{_sha256(wav)}:{annotation.to_rttm()}:"
+                f"{subset}:{uri}:{sha256_file(wav)}:{annotation.to_rttm()}:"
                 f"{annotated.to_uem()}\n".encode()
             )
             recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
@@ -260,7 +256,7 @@ class AudioCache:
     def _path(self, audio: Path) -> Path:
         key = str(audio)
         if key not in self._keys:
-            self._keys[key] = self.directory / f"{_sha256(audio)}.npy"
+            self._keys[key] = self.directory / f"{sha256_file(audio)}.npy"
         return self._keys[key]
 
     def prepare(self, audio: Path) -> Path:

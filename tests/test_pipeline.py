@@ -175,6 +175,7 @@ def test_evaluate_pipeline_on_real_speech(segmentation_3_0, split, audio):
     assert rtf["audio_seconds"] == pytest.approx(rec.duration)
 
 
+@pytest.mark.slow
 def test_tuning_a_multilabel_model_moves_parameters_without_raising_dev_der(
     segmentation_3_0, campplus, split, audio
 ):

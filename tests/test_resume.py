@@ -42,6 +42,7 @@ def run(args: list[str]) -> tuple[str, Path]:
     return done.stdout, Path(last.removeprefix("result: "))
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sample_split, cache_dir):
     from conftest import TINY_RECIPE
 
@@ -90,6 +91,7 @@ def test_existing_result_is_skipped_unless_forced(tmp_path, sample_split, tiny_r
     assert after["epochs"] == before["epochs"] and after["test"] == before["test"]
 
 
+@pytest.mark.slow
 def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, cache_dir):
     from conftest import TINY_RECIPE
 

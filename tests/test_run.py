@@ -99,8 +99,8 @@ def test_wandb_offline_files_hold_config_and_metrics(tiny_runs):
     logged = [row[DER] for row in run["history"] if DER in row]
     # initial validation, then one row per epoch
     assert logged[1:] == pytest.approx([row[DER] for row in result["epochs"]])
-    test_rows = [row for row in run["history"] if "test/DER" in row]
-    assert test_rows[0]["test/DER"] == pytest.approx(result["test"]["chunk"]["DER"])
+    test_rows = [row for row in run["history"] if "test/chunk/DER" in row]
+    assert test_rows[0]["test/chunk/DER"] == pytest.approx(result["test"]["chunk"]["DER"])
 
 
 def test_same_recipe_data_and_seed_give_the_same_numbers(tiny_runs):
@@ -136,7 +136,7 @@ def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir)
     assert result["overrides"] == {"epochs": {"declared": 2, "ran": 1}}
     assert len(result["epochs"]) == 1
     bad = tmp_path / "bad.py"
-    bad.write_text(tiny_recipe.read_text().replace("epochs=2", "epochs=0"))
+    bad.write_text(tiny_recipe.read_text().replace("epochs=2", "epochs=-1"))
     outcome = CliRunner().invoke(
         app, ["run", str(bad), "--data", str(sample_split), "--results", str(tmp_path / "bad")]
     )
