@@ -307,6 +307,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@_quiet()
 def tune(
     segmentation: Model,
     embedding: BaseInference,
@@ -318,19 +319,6 @@ def tune(
 ) -> tuple[BenchSpeakerDiarization, dict[str, Any]]:
     """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
     in the seed's two stages; return it instantiated with the tuned parameters, and the record."""
-    with _quiet():
-        return _tune(segmentation, embedding, dev, trials, seed, embedding_name, batch_size)
-
-
-def _tune(
-    segmentation: Model,
-    embedding: BaseInference,
-    dev: list[dict],
-    trials: tuple[int, int] = DEFAULT_TRIALS,
-    seed: int = 0,
-    embedding_name: str = DEFAULT_EMBEDDING,
-    batch_size: int = 32,
-) -> tuple[BenchSpeakerDiarization, dict[str, Any]]:
     started = time.perf_counter()
     # pyannote's training caches live in the file dicts and do not know which model filled them
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")} for file in dev]

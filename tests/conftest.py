@@ -70,3 +70,13 @@ def tiny_recipe(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.py"
     path.write_text(TINY_RECIPE)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small convolutions gain little from a second thread, and two OpenMP threads on a busy
+    2-core machine are many times slower than one; restored afterwards."""
+    from bench.pipeline import torch_threads
+
+    with torch_threads(1):
+        yield

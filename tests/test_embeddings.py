@@ -18,15 +18,8 @@ from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
 from bench.data import read_rttm
 from bench.embeddings import CAMPPlusEmbedding, EmbeddingError, resolve_embedding
 from bench.hashing import sha256_file
-from bench.pipeline import torch_threads
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions gain little from a second thread, and two OpenMP threads on a busy
-    2-core machine are many times slower than one; restored afterwards."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,19 +29,12 @@ from bench.pipeline import (
     evaluate_pipeline,
     pipeline_file,
     single_speaker_hypothesis,
-    torch_threads,
     tune,
 )
 from bench.recipe import Pretrained
 from bench.weights import load_initial
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convolutions gain little from a second thread, and two OpenMP threads on a busy
-    2-core machine are many times slower than one; restored afterwards."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
