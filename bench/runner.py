@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -340,9 +341,11 @@ def _run(
             audio.prepare(rec.audio)
     lightning.seed_everything(recipe.seed, workers=True, verbose=False)
     augmentation = build_augmentation(recipe.augmentation, split.root)
-    task = BenchDiarization(
-        BenchProtocol(split), recipe, audio, run_dir / "task-data.npz", augmentation
-    )
+    # the split's index for this chunk duration, built once and shared by every recipe (it holds
+    # audio paths, so a copy of the same split elsewhere gets its own)
+    where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
+    index = cache_dir / "tasks" / f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
+    task = BenchDiarization(BenchProtocol(split), recipe, audio, index, augmentation)
     model, init = prepare_model(recipe, task)
     stages["prepare"] = time.perf_counter() - clock
     console.print(f"initial weights: {init.source.id} ({init.source.origin}): {init.reason}")

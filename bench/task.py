@@ -3,6 +3,7 @@ reading audio from bench's decoded cache and logging the seed's per-epoch column
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -70,6 +71,21 @@ class BenchDiarization(SpeakerDiarization):
             num_workers=recipe.num_workers,
             augmentation=augmentation,
         )
+
+    def prepare_data(self) -> None:
+        """Index the split once: written to a temporary file, then renamed into place, so that
+        the index other runs share is never a half-written one."""
+        final = Path(self.cache)
+        if final.is_file() and final.stat().st_size > 0:
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.cache = final.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            super().prepare_data()
+            os.replace(self.cache, final)
+        finally:
+            Path(self.cache).unlink(missing_ok=True)
+            self.cache = final
 
     # the seam: audio comes from the decoded cache, never from torchcodec/FFmpeg
     def get_file(self, file_id: int) -> dict:

@@ -226,3 +226,25 @@ def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_
     assert invalid["status"] == "failed" and invalid["recipe"] is None
     assert "field 'batch_size'" in invalid["error"]["message"]
     assert invalid["dataset"]["fingerprint"] == by_file["a_good.py"]["dataset"]["fingerprint"]
+
+
+def test_split_index_is_built_once_and_shared(tmp_path, sample_split, tiny_recipe):
+    cache = tmp_path / "cache"
+    for results in ("a", "b"):
+        run_cli(
+            str(tiny_recipe),
+            "--data",
+            str(sample_split),
+            "--results",
+            str(tmp_path / results),
+            "--epochs",
+            "1",
+            "--no-wandb",
+            "--cache",
+            str(cache),
+        )
+        (index,) = (cache / "tasks").glob("*.npz")
+        if results == "a":
+            first = index.stat().st_mtime_ns
+    assert index.stat().st_mtime_ns == first  # the second run reused it
+    assert not list((cache / "tasks").glob("*.tmp"))
