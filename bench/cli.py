@@ -50,6 +50,9 @@ def run(
         str | None, typer.Option(help="Run each recipe with N seeds (0..N-1) or a list: 0,7,42.")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel runs (processes).")] = 1,
+    executor: Annotated[
+        str, typer.Option(help="local, or ray: one Ray task a run (cluster from RAY_ADDRESS).")
+    ] = "local",
     pipeline: Annotated[
         bool,
         typer.Option("--pipeline/--no-pipeline", help="Full-file pipeline DER after training."),
@@ -119,7 +122,11 @@ def run(
     except ValueError as error:
         console.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(2) from None
-    paths_done = run_jobs(todo, options, split, console, jobs)
+    try:
+        paths_done = run_jobs(todo, options, split, console, jobs, executor)
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
     table, failed = summary(paths_done)
     Console(width=max(console.width, 140)).print(table)
     if failed:

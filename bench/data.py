@@ -164,9 +164,9 @@ def audio_duration(path: Path) -> float:
 
 def load_folder(root: str | Path) -> Split:
     """Read and validate a dataset folder; fingerprint its lists, RTTM, UEM and audio."""
-    root = Path(root)
-    if not root.is_dir():
+    if not Path(root).is_dir():
         raise DataError(f"{root}: dataset folder does not exist")
+    root = Path(root).resolve()  # recordings carry absolute paths (worker processes, Ray tasks)
     recordings: dict[str, list[Recording]] = {}
     digest = hashlib.sha256()
     owner: dict[str, str] = {}

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.data import Split
-from bench.results import read_result
+from bench.results import atomic_write_text, read_result
 from bench.runner import RunFailed, RunOptions, run_recipe
 
 
@@ -77,10 +77,54 @@ class _Prefixed(Console):
         super().print(escape(self.prefix), *objects, sep="", **kwargs)
 
 
+def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> tuple[str, str]:
+    """One job as a Ray task: run it, hand its result back (the worker's disk may not be ours)."""
+    path = _worker(job, options, split, 0, 1)
+    return path.name, path.read_text()
+
+
+def run_on_ray(
+    jobs: list[Job], options: RunOptions, split: tuple[Split, bool], console: Console
+) -> list[Path]:
+    """Run every job as a task on a Ray cluster: the one ``RAY_ADDRESS`` (or ``ray start``)
+    points to, else a local instance. Workers need the data and cache paths (shared storage);
+    results come back to this machine's results folder. One GPU a task when the cluster has GPUs.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=True)
+    gpus = 1 if options.device != "cpu" and ray.cluster_resources().get("GPU", 0) else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_job)
+    console.print(f"ray: {len(jobs)} task(s) on {ray.cluster_resources()}")
+    refs = [task.remote(job, options, split) for job in jobs]
+    paths = []
+    for name, text in ray.get(refs):
+        path = options.results / name
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+        paths.append(path)
+    return paths
+
+
 def run_jobs(
-    jobs: list[Job], options: RunOptions, split: tuple[Split, bool], console: Console, workers: int
+    jobs: list[Job],
+    options: RunOptions,
+    split: tuple[Split, bool],
+    console: Console,
+    workers: int,
+    executor: str = "local",
 ) -> list[Path]:
     """Run every job; return their result files in job order (failures included)."""
+    options = replace(
+        options,
+        results=options.results.resolve(),
+        cache_dir=options.cache_dir.resolve() if options.cache_dir else None,
+    )
+    if executor == "ray":
+        return run_on_ray(jobs, options, split, console)
+    if executor != "local":
+        raise ValueError(f"--executor {executor!r}: expected local or ray")
     if workers <= 1:
         return [_execute(job, options, split, console) for job in jobs]
     context = multiprocessing.get_context("spawn")

@@ -38,7 +38,8 @@ def command(recipe: Path, data: Path, results: Path, cache: Path, *extra: str) -
 def run(args: list[str]) -> tuple[str, Path]:
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    last = done.stdout.strip().splitlines()[-1]
+    # the closing line (forwarded worker output may come after it)
+    last = [line for line in done.stdout.splitlines() if line.startswith("result")][-1]
     return done.stdout, Path(last.removeprefix("result: "))
 
 
@@ -123,3 +124,21 @@ def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, c
         )
         for a, b in zip(result["epochs"], other["epochs"], strict=True):
             assert b["loss/train"] == pytest.approx(a["loss/train"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local_runs(tmp_path, sample_split, cache_dir):
+    """Each run as a task on a local Ray instance; results come back to the results folder."""
+    from conftest import TINY_RECIPE
+
+    recipe = tmp_path / "tiny.py"
+    recipe.write_text(TINY_RECIPE.replace("epochs=2", "epochs=1"))
+    _, local = run(command(recipe, sample_split, tmp_path / "local", cache_dir))
+    output, remote = run(
+        command(recipe, sample_split, tmp_path / "ray", cache_dir, "--executor", "ray")
+    )
+    assert "ray: 1 task(s)" in output
+    a, b = read_result(local), read_result(remote)
+    assert remote.parent == (tmp_path / "ray").resolve()
+    assert b["test"]["chunk"]["DER"] == pytest.approx(a["test"]["chunk"]["DER"], abs=1e-4)
+    assert [r["epoch"] for r in b["epochs"]] == [r["epoch"] for r in a["epochs"]]
