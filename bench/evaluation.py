@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 from pyannote.audio import Model
+from pyannote.audio.utils.powerset import Powerset
 from pyannote.audio.utils.signal import Binarize
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
@@ -80,7 +81,13 @@ def chunk_scores(
         piece = waveform[:, first : first + length]
         chunks.append(torch.nn.functional.pad(piece, (0, length - piece.shape[1])))
     outputs: list[np.ndarray] = []
-    powerset = getattr(model, "powerset", None) if model.specifications.powerset else None
+    spec = model.specifications
+    powerset = None
+    if spec.powerset:  # a task sets model.powerset; a model loaded on its own has none yet
+        powerset = getattr(model, "powerset", None) or Powerset(
+            len(spec.classes), spec.powerset_max_classes
+        )
+        powerset = powerset.to(device)
     for i in range(0, len(chunks), batch_size):
         batch = torch.stack(chunks[i : i + batch_size]).to(device)
         prediction = model(batch)
