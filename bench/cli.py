@@ -79,20 +79,20 @@ def run(
         )
         raise typer.Exit(2) from None
     options = RunOptions(
-        data,
-        protocol,
-        results,
-        epochs,
-        seed,
-        device,
-        wandb,
-        cache,
-        progress,
-        max_batches,
-        force,
-        pipeline,
-        embedding,
-        trials,
+        data=data,
+        protocol=protocol,
+        results=results,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        wandb=wandb,
+        cache_dir=cache,
+        progress=progress,
+        max_batches=max_batches,
+        force=force,
+        pipeline=pipeline,
+        embedding=embedding,
+        tune_trials=trials,
     )
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]
