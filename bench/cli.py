@@ -50,6 +50,12 @@ def run(
         str | None, typer.Option(help="Run each recipe with N seeds (0..N-1) or a list: 0,7,42.")
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Parallel runs (processes).")] = 1,
+    devices: Annotated[
+        int, typer.Option(min=1, help="Devices (GPUs, or CPU processes) to train one run on.")
+    ] = 1,
+    strategy: Annotated[
+        str, typer.Option(help="Lightning strategy for several devices: auto, ddp, ...")
+    ] = "auto",
     executor: Annotated[
         str, typer.Option(help="local, or ray: one Ray task a run (cluster from RAY_ADDRESS).")
     ] = "local",
@@ -93,6 +99,8 @@ def run(
         pipeline=pipeline,
         embedding=embedding,
         tune_trials=trials,
+        devices=devices,
+        strategy=strategy,
     )
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]

@@ -80,6 +80,8 @@ class RunOptions:
     pipeline: bool = True
     embedding: str | None = None
     tune_trials: tuple[int, int] | None = None
+    devices: int = 1
+    strategy: str = "auto"
 
 
 def resolve_split(options: RunOptions) -> tuple[Split, bool]:
@@ -405,7 +407,11 @@ def _run(
         progress=options.progress,
         max_batches=options.max_batches,
         initial=resume.initial_validation if resume else None,
+        devices=options.devices,
+        strategy=options.strategy,
     )
+    if fitted.rank != 0:  # other DDP processes: training is their whole job
+        raise SystemExit(0)
     stages["train"] = time.perf_counter() - clock
 
     best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
@@ -462,7 +468,12 @@ def _run(
         "wall_time": {k: round(v, 3) for k, v in stages.items()},
         "started": state["started"],
         "finished": datetime.now(UTC).isoformat(),
-        "device": {**device_description(acc), "precision": precision(recipe, acc)},
+        "device": {
+            **device_description(acc),
+            "precision": precision(recipe, acc),
+            "devices": options.devices,
+            "strategy": options.strategy,
+        },
         "versions": versions(),
         "git": git_commit(),
         "wandb": wandb_info,

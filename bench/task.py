@@ -157,7 +157,13 @@ class BenchDiarization(SpeakerDiarization):
 
     def _log_losses(self, stage: str, segmentation: torch.Tensor, vad: torch.Tensor | None):
         total = self._total(segmentation, vad)
-        log = {"on_step": False, "on_epoch": True, "logger": True, "batch_size": self.batch_size}
+        log = {
+            "on_step": False,
+            "on_epoch": True,
+            "logger": True,
+            "batch_size": self.batch_size,
+            "sync_dist": self.model.trainer.world_size > 1,  # mean over DDP processes
+        }
         self.model.log(f"loss/{stage}/segmentation", segmentation, **log)
         if vad is not None:
             self.model.log(f"loss/{stage}/vad", vad, **log)

@@ -245,6 +245,7 @@ class Fitted:
     best_epoch: int | None
     best_checkpoint: Path | None
     stopped_early: bool
+    rank: int = 0  # the DDP process this is (only rank 0 goes on to evaluate and record)
 
 
 def fit(
@@ -259,6 +260,8 @@ def fit(
     max_batches: int | None = None,
     extra_callbacks: list[Callback] | None = None,
     initial: dict[str, Any] | None = None,
+    devices: int = 1,
+    strategy: str = "auto",
 ) -> Fitted:
     """Validate the initial model (``on_initial`` sees that row before any training), train,
     and reload the best checkpoint by validation DER.
@@ -288,7 +291,8 @@ def fit(
         callbacks.append(RichProgressBar(leave=False))
     trainer = lightning.Trainer(
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        strategy=strategy,
         max_epochs=recipe.epochs,
         gradient_clip_val=recipe.gradient_clip,
         callbacks=callbacks,
@@ -307,15 +311,15 @@ def fit(
     last = run_dir / "checkpoints" / "last.ckpt"
     if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
         initial = validation_row(trainer.validate(model, verbose=False)[0])
-        if on_initial is not None:
+        if on_initial is not None and trainer.is_global_zero:
             on_initial(initial)
-        return Fitted(model, [], initial, None, None, False)
+        return Fitted(model, [], initial, None, None, False, trainer.global_rank)
     if initial is not None and last.is_file():
         # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
         trainer.fit(model, ckpt_path=last, weights_only=False)
     else:
         initial = validation_row(trainer.validate(model, verbose=False)[0])
-        if on_initial is not None:
+        if on_initial is not None and trainer.is_global_zero:
             on_initial(initial)
         trainer.fit(model)
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
@@ -330,4 +334,6 @@ def fit(
     stopped = trainer.current_epoch < recipe.epochs and any(
         isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks
     )
-    return Fitted(model, recorder.rows, initial, best_epoch, best_path, stopped)
+    return Fitted(
+        model, recorder.rows, initial, best_epoch, best_path, stopped, trainer.global_rank
+    )

@@ -142,3 +142,29 @@ def test_ray_executor_matches_local_runs(tmp_path, sample_split, cache_dir):
     assert remote.parent == (tmp_path / "ray").resolve()
     assert b["test"]["chunk"]["DER"] == pytest.approx(a["test"]["chunk"]["DER"], abs=1e-4)
     assert [r["epoch"] for r in b["epochs"]] == [r["epoch"] for r in a["epochs"]]
+
+
+@pytest.mark.slow
+def test_one_run_on_two_ddp_processes(tmp_path, sample_split, tiny_recipe, cache_dir):
+    """Lightning's DDP strategy from the run options (two CPU processes, gloo): one result."""
+    args = command(
+        tiny_recipe,
+        sample_split,
+        tmp_path,
+        cache_dir,
+        "--device",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+    )
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
+    (path,) = tmp_path.glob("*.json")
+    result = read_result(path)
+    assert result["status"] == "ok" and result["device"]["devices"] == 2
+    assert [row["epoch"] for row in result["epochs"]] == [0, 1]
+    assert all(row["loss/train"] is not None for row in result["epochs"])
