@@ -54,14 +54,18 @@ def _execute(job: Job, options: RunOptions, split: tuple[Split, bool], console: 
         return failure.result
 
 
-def _worker(job: Job, options: RunOptions, split: tuple[Split, bool], slot: int, jobs: int) -> Path:
-    """One job in a worker process: an equal share of the CPU threads, or its own GPU."""
+def _init_worker(devices: Any, threads: int) -> None:
+    """Pin a worker process to one GPU (before CUDA starts) and a share of the CPU threads."""
     import torch
 
-    gpus = torch.cuda.device_count()
-    if gpus and options.device != "cpu":
-        torch.cuda.set_device(slot % gpus)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
+    gpu = devices.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    torch.set_num_threads(threads)
+
+
+def _worker(job: Job, options: RunOptions, split: tuple[Split, bool]) -> Path:
+    """One job in a worker process, its output lines prefixed with the job's name."""
     prefix = f"[{job.recipe.stem}{'' if job.seed is None else f' s{job.seed}'}] "
     return _execute(job, replace(options, progress=False), split, _Prefixed(prefix))
 
@@ -79,7 +83,7 @@ class _Prefixed(Console):
 
 def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> tuple[str, str]:
     """One job as a Ray task: run it, hand its result back (the worker's disk may not be ours)."""
-    path = _worker(job, options, split, 0, 1)
+    path = _worker(job, options, split)  # Ray sets CUDA_VISIBLE_DEVICES for a GPU task
     return path.name, path.read_text()
 
 
@@ -127,12 +131,21 @@ def run_jobs(
         raise ValueError(f"--executor {executor!r}: expected local or ray")
     if workers <= 1:
         return [_execute(job, options, split, console) for job in jobs]
+    import torch
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(_worker, job, options, split, i % workers, workers)
-            for i, job in enumerate(jobs)
-        ]
+    gpus = torch.cuda.device_count() if options.device != "cpu" else 0
+    devices = context.Queue()
+    for slot in range(workers):  # one GPU a worker process (round robin), or none
+        devices.put(slot % gpus if gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(devices, threads),
+    ) as pool:
+        futures = [pool.submit(_worker, job, options, split) for job in jobs]
         return [future.result() for future in futures]
 
 
