@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,43 @@ class Ranked:
         return "tied" if self.versus.tied else "worse"
 
 
+@dataclass(frozen=True)
+class AcrossSeeds:
+    """One recipe run with several seeds on a split: the spread of its test DER."""
+
+    name: str
+    epochs: Any
+    seeds: list[Any]
+    mean: float
+    sd: float
+    low: float
+    high: float
+
+
+def across_seeds(ranked: Sequence[Ranked]) -> list[AcrossSeeds]:
+    """Mean and standard deviation of test DER for every recipe with more than one seed."""
+    runs: dict[tuple[str, Any], list[Ranked]] = {}
+    for r in ranked:
+        runs.setdefault((r.run.name, r.run.recipe.get("epochs")), []).append(r)
+    summaries = []
+    for (name, epochs), group in runs.items():
+        values = [float(r.test["DER"]) for r in group if _finite(r.test["DER"])]
+        if len({r.run.seed for r in group}) < 2 or len(values) < 2:
+            continue
+        summaries.append(
+            AcrossSeeds(
+                name,
+                epochs,
+                sorted(r.run.seed for r in group),
+                statistics.mean(values),
+                statistics.stdev(values),
+                min(values),
+                max(values),
+            )
+        )
+    return sorted(summaries, key=lambda s: (s.mean, s.name))
+
+
 @dataclass
 class Group:
     """The ranked runs on one split."""
@@ -195,6 +233,10 @@ class Group:
     metric: str
     ranked: list[Ranked] = field(default_factory=list)
     unscored: list[Run] = field(default_factory=list)  # ok runs without the primary metric
+
+    @property
+    def seeds(self) -> list[AcrossSeeds]:
+        return across_seeds(self.ranked)
 
     @property
     def metric_label(self) -> str:

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import threading
 from pathlib import Path
 
@@ -520,3 +521,41 @@ def test_site_over_http(site, browser):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_recipes_run_with_several_seeds_show_their_spread(tmp_path, cache_dir):
+    """``bench run --seeds``: the site and the markdown page give mean ± sd over seeds."""
+    data = make_sample_split(tmp_path / "data")
+    recipe = tmp_path / "seeded.py"
+    recipe.write_text(TINY_RECIPE.replace("epochs=2", "epochs=1"))
+    results = tmp_path / "results"
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(recipe),
+            "--data",
+            str(data),
+            "--results",
+            str(results),
+            "--seeds",
+            "0,1",
+            "--no-wandb",
+            "--no-progress",
+            "--cache",
+            str(cache_dir),
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    ders = sorted(read_result(p)["test"]["chunk"]["DER"] for p in results.glob("*.json"))
+    site = tmp_path / "site"
+    assert (
+        CliRunner()
+        .invoke(app, ["leaderboard", "--results", str(results), "--out", str(site)])
+        .exit_code
+        == 0
+    )
+    mean, sd = statistics.mean(ders), statistics.stdev(ders)
+    expected = f"{100 * mean:.1f} ± {100 * sd:.1f}"
+    assert expected in (site / "index.html").read_text()
+    assert f"| seeded | 1 | 0, 1 | {expected} |" in (site / "LEADERBOARD.md").read_text()
