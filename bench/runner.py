@@ -282,6 +282,11 @@ def run_recipe(
         raise RunFailed(str(error), out) from error
 
 
+def _ddp_child() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run this command)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
 def _run(
     path: Path,
     options: RunOptions,
@@ -313,7 +318,7 @@ def _run(
     )
     run_dir = results_dir / "runs" / stem
     existing = results_dir / f"{stem}.json"
-    if options.force:
+    if options.force and not _ddp_child():
         shutil.rmtree(run_dir, ignore_errors=True)
     elif existing.is_file() and read_result(existing).get("status") == "ok":
         console.print(f"[bold]{recipe.name}[/]: skipped, its result exists (--force re-runs it)")
