@@ -318,8 +318,9 @@ def _run(
     )
     run_dir = results_dir / "runs" / stem
     existing = results_dir / f"{stem}.json"
-    if options.force and not _ddp_child():
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if options.force:
+        if not _ddp_child():  # DDP's extra processes re-run this command: clear only once
+            shutil.rmtree(run_dir, ignore_errors=True)
     elif existing.is_file() and read_result(existing).get("status") == "ok":
         console.print(f"[bold]{recipe.name}[/]: skipped, its result exists (--force re-runs it)")
         console.print(f"result: {existing}")

@@ -168,3 +168,11 @@ def test_one_run_on_two_ddp_processes(tmp_path, sample_split, tiny_recipe, cache
     assert result["status"] == "ok" and result["device"]["devices"] == 2
     assert [row["epoch"] for row in result["epochs"]] == [0, 1]
     assert all(row["loss/train"] is not None for row in result["epochs"])
+    # --force: every process re-runs (none skips), and only the first clears the run folder
+    forced = subprocess.run(
+        [*args, "--force"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert forced.returncode == 0, forced.stdout[-2000:] + forced.stderr[-2000:]
+    assert "skipped" not in forced.stdout + forced.stderr
+    assert read_result(path)["finished"] != result["finished"]
+    assert Path(read_result(path)["best_checkpoint"]).is_file()
