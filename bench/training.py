@@ -309,18 +309,17 @@ def fit(
         log_every_n_steps=1,
     )
     last = run_dir / "checkpoints" / "last.ckpt"
-    if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
+    # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
+    resume = recipe.epochs > 0 and initial is not None and last.is_file()
+    if not resume:
         initial = validation_row(trainer.validate(model, verbose=False)[0])
         if on_initial is not None and trainer.is_global_zero:
             on_initial(initial)
+    if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
         return Fitted(model, [], initial, None, None, False, trainer.global_rank)
-    if initial is not None and last.is_file():
-        # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
+    if resume:
         trainer.fit(model, ckpt_path=last, weights_only=False)
     else:
-        initial = validation_row(trainer.validate(model, verbose=False)[0])
-        if on_initial is not None and trainer.is_global_zero:
-            on_initial(initial)
         trainer.fit(model)
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     best_epoch = None
