@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(soft_wrap=True)
@@ -73,7 +74,7 @@ def run(
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
     from bench.recipe import RecipeError, discover
-    from bench.runner import RunOptions, resolve_split
+    from bench.runner import RunOptions, check_writable, resolve_split
 
     try:
         trials = None if tune_trials is None else tuple(int(t) for t in tune_trials.split(","))
@@ -105,22 +106,26 @@ def run(
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]
     if not recipes or missing:
-        console.print(f"[red]error:[/] no recipe file at {', '.join(map(str, missing or paths))}")
+        console.print(
+            "[red]error:[/] no recipe file at " + escape(", ".join(map(str, missing or paths)))
+        )
         raise typer.Exit(2)
     try:
+        if not dry_run:
+            check_writable(results)
         split = resolve_split(options)  # prepared once, shared by every recipe
     except (DataError, ValueError) as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
     if dry_run:
-        from bench.setup import describe
+        from bench.dryrun import describe
 
         failed = 0
         for path in recipes:
             try:
-                console.print(describe(path, options, split), highlight=False)
+                console.print(describe(path, options, split), highlight=False, markup=False)
             except (RecipeError, ValueError) as error:
-                console.print(f"[red]error:[/] {error}", highlight=False)
+                console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
                 failed += 1
         raise typer.Exit(1 if failed else 0)
     from bench.matrix import parse_seeds, plan, run_jobs, summary
@@ -128,19 +133,23 @@ def run(
     try:
         todo = plan(recipes, parse_seeds(seeds))
     except ValueError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
     try:
         paths_done = run_jobs(todo, options, split, console, jobs, executor)
     except ValueError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
     table, failed = summary(paths_done)
     Console(width=max(console.width, 140)).print(table)
     if failed:
         console.print(f"[red]{failed} of {len(todo)} run(s) failed[/]")
         raise typer.Exit(1)
-    console.print(f"result: {paths_done[-1]}" if len(paths_done) == 1 else f"results: {results}")
+    console.print(
+        f"result: {paths_done[-1]}" if len(paths_done) == 1 else f"results: {results}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()
@@ -167,7 +176,7 @@ def recipes(
         table.add_row(*recipe_summary(r))
     Console(width=max(console.width, 180)).print(table)
     for error in errors:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
     if errors:
         raise typer.Exit(1)
 
@@ -217,21 +226,23 @@ def leaderboard(
     from bench.leaderboard import write_leaderboard
 
     if not results.is_dir():
-        console.print(f"[yellow]warning:[/] {results}: no such folder; the leaderboard is empty")
+        console.print(
+            f"[yellow]warning:[/] {escape(str(results))}: no such folder; the leaderboard is empty"
+        )
     try:
         board = write_leaderboard(results, out)
     except FileExistsError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     for name, reason in board.skipped:
-        console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(name)}: {escape(reason)}", highlight=False)
     ranked = sum(len(g.ranked) for g in board.groups)
     console.print(
         f"{board.total} results: {ranked} ranked on {len(board.groups)} split(s), "
         f"{len(board.failed)} failed, {board.superseded} superseded"
     )
-    console.print(f"site: {out / 'index.html'}")
-    console.print(f"markdown: {out / 'LEADERBOARD.md'}")
+    console.print(f"site: {out / 'index.html'}", markup=False)
+    console.print(f"markdown: {out / 'LEADERBOARD.md'}", markup=False)
 
 
 @app.command()
@@ -253,25 +264,28 @@ def gate(
         bool, typer.Option("--update-baseline", help="Copy the candidate into the baseline.")
     ] = False,
 ) -> None:
-    """Fail (exit 1) when a recipe's test DER regresses significantly against the baseline."""
+    """Fail (exit 1) when a recipe's test DER regresses significantly against the baseline (or
+    its candidate run failed); exit 2 when the results are not comparable. The markdown report
+    is always written, refusals included."""
     from bench import gate as gating
     from bench.results import atomic_write_text
 
+    verdicts, error = [], None
     try:
         if update_baseline:
             for path in gating.update_baseline(candidate, baseline):
-                console.print(f"baseline: {path}")
+                console.print(f"baseline: {path}", markup=False)
             return
         verdicts = gating.compare(baseline, candidate, max_increase, confidence)
-    except gating.GateError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
-        raise typer.Exit(2) from None
-    report = gating.markdown(verdicts, max_increase, confidence)
+    except gating.GateError as failure:
+        error = str(failure)
+    report = gating.markdown(verdicts, max_increase, confidence, error)
     if markdown is not None:
         atomic_write_text(markdown, report)
     print(report, end="")
-    if any(v.status == "regression" for v in verdicts):
-        raise typer.Exit(1)
+    if error is not None:
+        raise typer.Exit(gating.EXIT_CODES["refused"])
+    raise typer.Exit(gating.EXIT_CODES[gating.outcome(verdicts)])
 
 
 if __name__ == "__main__":

@@ -162,6 +162,26 @@ def audio_duration(path: Path) -> float:
     return info.frames / info.samplerate
 
 
+SCORED_SUBSETS = ("dev", "test")
+
+
+def reference_speech(recordings: list[Recording]) -> float:
+    """Seconds of reference speech (overlap counted once) inside the annotated regions."""
+    return sum(rec.annotation.get_timeline().support().duration() for rec in recordings)
+
+
+def check_reference_speech(recordings: dict[str, list[Recording]], where: str) -> None:
+    """Refuse a dev or test subset without reference speech: DER divides by its seconds, so it
+    is undefined there (a set of silent files would otherwise score a perfect 0)."""
+    for subset in SCORED_SUBSETS:
+        if subset in recordings and reference_speech(recordings[subset]) == 0.0:
+            raise DataError(
+                f"{where}: the {subset} subset has no reference speech (none of its "
+                f"{len(recordings[subset])} file(s) has a speaker turn inside its annotated "
+                "regions): DER is undefined without reference speech"
+            )
+
+
 def load_folder(root: str | Path) -> Split:
     """Read and validate a dataset folder; fingerprint its lists, RTTM, UEM and audio."""
     if not Path(root).is_dir():
@@ -201,6 +221,8 @@ def load_folder(root: str | Path) -> Split:
             )
             annotation = annotation.crop(annotated, mode="intersection")
             recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
+        if subset in SCORED_SUBSETS:
+            check_reference_speech({subset: recordings[subset]}, str(list_path))
     return Split(root.name, recordings, digest.hexdigest()[:16], str(root.resolve()))
 
 
@@ -235,6 +257,7 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
             recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
         if not recordings[subset]:
             raise DataError(f"{database_yml}: protocol {protocol_name!r} has no {subset} files")
+    check_reference_speech(recordings, f"{database_yml}: protocol {protocol_name!r}")
     return Split(protocol_name, recordings, digest.hexdigest()[:16], str(database_yml.resolve()))
 
 

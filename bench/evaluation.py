@@ -3,7 +3,8 @@
 Each test file is cut into consecutive chunks of the training duration; the model's frame scores
 for a chunk are binarised (at the dev-optimal threshold in multilabel mode, by the argmax in
 powerset mode) into a pyannote.core Annotation, which is scored against the reference cropped to
-the chunk and to the UEM. Components accumulate over the whole split and per file.
+the chunk and to the UEM. Components accumulate over the whole split and per file
+(:class:`bench.scoring.ChunkScorer`; DER scoring itself lives in :mod:`bench.scoring`).
 """
 
 from __future__ import annotations
@@ -15,25 +16,10 @@ import torch
 from pyannote.audio import Model
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.audio.utils.signal import Binarize
-from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature, Timeline
-from pyannote.metrics.diarization import DiarizationErrorRate
+from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
 from bench.data import AudioCache, Recording
-
-COMPONENTS = {"confusion": "Confusion", "false alarm": "FalseAlarm", "missed detection": "Miss"}
-
-
-def summarize(components: dict[str, float]) -> dict[str, float]:
-    """DER and its rates from accumulated pyannote.metrics components (seconds)."""
-    total = components["total"]
-    result = {"DER": (sum(components[k] for k in COMPONENTS) / total) if total else 0.0}
-    for key, name in COMPONENTS.items():
-        result[name] = components[key] / total if total else 0.0
-    result["speech"] = total
-    result["seconds"] = {
-        key.replace(" ", "_"): float(components[key]) for key in (*COMPONENTS, "total")
-    }
-    return result
+from bench.scoring import COMPONENTS, ChunkScorer, score, summarize
 
 
 def chunk_hypothesis(
@@ -44,27 +30,6 @@ def chunk_hypothesis(
     hypothesis = Binarize(onset=threshold, offset=threshold)(SlidingWindowFeature(scores, window))
     hypothesis.uri = uri
     return hypothesis
-
-
-class ChunkScorer:
-    """Accumulates pyannote.metrics DER over chunks, in total and per file."""
-
-    def __init__(self) -> None:
-        self.total = DiarizationErrorRate()
-        self.files: dict[str, DiarizationErrorRate] = {}
-
-    def add(self, rec: Recording, chunk: Segment, hypothesis: Annotation) -> None:
-        uem = rec.annotated.crop(chunk, mode="intersection")
-        if not uem:
-            return
-        reference = rec.annotation.crop(chunk, mode="intersection")
-        self.total(reference, hypothesis, uem=uem)
-        self.files.setdefault(rec.uri, DiarizationErrorRate())(reference, hypothesis, uem=uem)
-
-    def report(self) -> dict:
-        result = summarize(self.total[:])
-        result["files"] = {uri: summarize(metric[:]) for uri, metric in self.files.items()}
-        return result
 
 
 @torch.inference_mode()
@@ -125,8 +90,12 @@ def evaluate_chunks(
     return report
 
 
-def score(reference: Annotation, hypothesis: Annotation, uem: Timeline | None = None) -> dict:
-    """DER and components of one hypothesis (a thin wrapper over pyannote.metrics)."""
-    metric = DiarizationErrorRate()
-    metric(reference, hypothesis, uem=uem)
-    return summarize(metric[:])
+__all__ = [
+    "COMPONENTS",
+    "ChunkScorer",
+    "chunk_hypothesis",
+    "chunk_scores",
+    "evaluate_chunks",
+    "score",
+    "summarize",
+]

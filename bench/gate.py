@@ -1,80 +1,137 @@
 """The gate: does a candidate's test DER regress against the baseline's, beyond doubt?
 
-A recipe regresses when its candidate DER is higher than the baseline's by more than a tolerance
-*and* a paired bootstrap over the same test files says the difference is significant. Results
-on different dataset fingerprints are never compared.
+Candidate and baseline runs are paired by recipe name and seed, and a pair is compared only when
+it is the same experiment (:attr:`bench.results.RunIdentity.PAIRED`); otherwise the pair is
+refused, naming the difference. A recipe regresses when its candidate DER (the mean over seeds
+when several seeds ran on both sides) is higher than the baseline's by more than a tolerance
+*and* a paired bootstrap over the same test files (and seeds) says the difference is
+significant. A candidate that failed or diverged is a regression too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 from bench import stats
-from bench.results import read_result, write_json
+from bench.results import (
+    METRIC_LABELS,
+    ResultError,
+    RunIdentity,
+    identity_of,
+    primary_metric,
+    read_result,
+    record_path,
+    record_stem,
+    write_json,
+)
+
+EXIT_CODES = {"pass": 0, "regression": 1, "refused": 2}
+FAILING = ("regression", "failed")
 
 
 class GateError(ValueError):
-    """Inputs the gate refuses to compare (exit code 2)."""
+    """Inputs the gate cannot read at all (exit code 2)."""
 
 
 @dataclass(frozen=True)
 class Verdict:
     recipe: str
-    metric: str  # "pipeline" (full-file DER) or "chunk" (chunk-level DER)
-    baseline: float
-    candidate: float
-    comparison: stats.Comparison
-    status: (
-        str  # "regression" | "improvement" | "unchanged" | "within tolerance" | "not significant"
-    )
+    # "regression" | "failed" | "improvement" | "unchanged" | "within tolerance"
+    # | "not significant" | "refused" | "new"
+    status: str
+    metric: str | None = None  # "pipeline" (full-file DER) or "chunk" (chunk-level DER)
+    seeds: tuple[Any, ...] = ()
+    baseline: float | None = None
+    candidate: float | None = None
+    comparison: stats.Comparison | None = None
+    reason: str = ""
 
 
-def load(path: Path) -> dict[str, dict[str, Any]]:
-    """Successful results by recipe name (the newest when a recipe ran several times)."""
+def load(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Every result record in a file or folder (unreadable files are refused, named). An empty
+    baseline folder is allowed: every recipe is then new."""
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
-    if not files:
+    if not all(f.is_file() for f in files) or not (files or (allow_empty and path.is_dir())):
         raise GateError(f"{path}: no result files")
-    found: dict[str, dict[str, Any]] = {}
-    for file in files:
-        try:
-            result = read_result(file)
-        except (OSError, ValueError) as error:
-            raise GateError(f"{file}: not a bench result: {error}") from None
-        if result.get("status") != "ok":
+    try:
+        return [read_result(file) for file in files]
+    except ResultError as error:
+        raise GateError(f"not a bench result: {error}") from None
+
+
+def by_name_and_seed(records: list[dict[str, Any]], ok_only: bool) -> dict[tuple, dict]:
+    """The newest record for each (recipe name, seed)."""
+    found: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        if ok_only and record["status"] != "ok":
             continue
-        name = result["recipe"]["name"]
-        if name not in found or result["finished"] > found[name]["finished"]:
-            found[name] = result
+        key = (record["name"], record.get("seed"))
+        if key not in found or (record.get("finished") or "") > (found[key].get("finished") or ""):
+            found[key] = record
     return found
 
 
-def metric_of(baseline: dict[str, Any], candidate: dict[str, Any]) -> str:
-    """Full-pipeline DER when both runs have it, else chunk-level DER."""
-    if all((r["test"].get("pipeline") or {}).get("files") for r in (baseline, candidate)):
-        return "pipeline"
-    return "chunk"
+def _refusal(pairs: list[tuple[dict, dict]]) -> str:
+    """Why the pairs are not the same experiment ('' when they are)."""
+    reasons = []
+    for base, cand in pairs:
+        a, b = identity_of(base), identity_of(cand)
+        if a is None or b is None:
+            reasons.append("a result carries no run identity")
+            continue
+        if a.fingerprint != b.fingerprint:
+            reasons.append(
+                f"dataset fingerprints differ (baseline {a.fingerprint}, candidate "
+                f"{b.fingerprint}): these numbers are not comparable"
+            )
+        diff = [d for d in a.differences(b, RunIdentity.PAIRED) if not d.startswith("fingerprint")]
+        if diff:
+            reasons.append(f"seed {a.seed}: baseline and candidate differ in " + "; ".join(diff))
+    return "; ".join(dict.fromkeys(reasons))
+
+
+def failure(name: str, candidates: list[dict[str, Any]]) -> Verdict | None:
+    """A "failed" verdict when any candidate run failed or diverged."""
+    broken = [c for c in candidates if c["status"] != "ok"]
+    if not broken:
+        return None
+    error = broken[0].get("error") or {}
+    message = (error.get("message") or "").strip().splitlines()
+    return Verdict(
+        name,
+        "failed",
+        seeds=tuple(c.get("seed") for c in candidates),
+        reason=f"candidate {broken[0]['status']}: {error.get('type', '?')}: "
+        + (message[0] if message else ""),
+    )
 
 
 def judge(
     name: str,
-    baseline: dict[str, Any],
-    candidate: dict[str, Any],
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
     max_increase: float,
     confidence: float,
 ) -> Verdict:
-    a_print, b_print = baseline["dataset"]["fingerprint"], candidate["dataset"]["fingerprint"]
-    if a_print != b_print:
-        raise GateError(
-            f"{name}: dataset fingerprints differ (baseline {a_print}, candidate {b_print}): "
-            "these numbers are not comparable"
-        )
-    metric = metric_of(baseline, candidate)
-    a, b = baseline["test"][metric], candidate["test"][metric]
-    comparison = stats.compare_files(
-        stats.file_components(a["files"]), stats.file_components(b["files"]), confidence=confidence
-    )
+    """The verdict on one recipe from its (baseline, candidate) pairs, one pair per seed."""
+    seeds = tuple(cand.get("seed") for _, cand in pairs)
+    broken = failure(name, [cand for _, cand in pairs])
+    if broken:
+        return broken
+    refusal = _refusal(pairs)
+    if refusal:
+        return Verdict(name, "refused", seeds=seeds, reason=refusal)
+    metric = primary_metric(*(r for pair in pairs for r in pair))
+    a = [base["test"][metric] for base, _ in pairs]
+    b = [cand["test"][metric] for _, cand in pairs]
+    files_a = [stats.file_components(s["files"]) for s in a]
+    files_b = [stats.file_components(s["files"]) for s in b]
+    if len(pairs) == 1:
+        comparison = stats.compare_files(files_a[0], files_b[0], confidence=confidence)
+    else:
+        comparison = stats.compare_seeded(files_a, files_b, confidence=confidence)
     difference = comparison.difference.estimate
     if difference > max_increase and comparison.worse:
         status = "regression"
@@ -86,64 +143,116 @@ def judge(
         status = "within tolerance"
     else:
         status = "not significant"
-    return Verdict(name, metric, a["DER"], b["DER"], comparison, status)
+    return Verdict(
+        name,
+        status,
+        metric,
+        seeds,
+        mean(s["DER"] for s in a),
+        mean(s["DER"] for s in b),
+        comparison,
+    )
 
 
 def compare(
     baseline: Path, candidate: Path, max_increase: float = 0.005, confidence: float = 0.95
 ) -> list[Verdict]:
-    """A verdict for every recipe present on both sides."""
-    base, cand = load(baseline), load(candidate)
-    shared = sorted(set(base) & set(cand))
-    if not shared:
-        raise GateError(f"no recipe has results in both {baseline} and {candidate}")
-    return [judge(n, base[n], cand[n], max_increase, confidence) for n in shared]
+    """A verdict for every recipe the candidate ran."""
+    base = by_name_and_seed(load(baseline, allow_empty=True), ok_only=True)
+    cand = by_name_and_seed(load(candidate), ok_only=False)
+    verdicts = []
+    for name in sorted({n for n, _ in cand}):
+        seeds = sorted((s for n, s in cand if n == name), key=str)
+        pairs = [(base[(name, s)], cand[(name, s)]) for s in seeds if (name, s) in base]
+        if pairs:
+            verdicts.append(judge(name, pairs, max_increase, confidence))
+        elif any(n == name for n, _ in base):
+            base_seeds = sorted((s for n, s in base if n == name), key=str)
+            verdicts.append(
+                Verdict(
+                    name,
+                    "refused",
+                    seeds=tuple(seeds),
+                    reason=f"no common seed (baseline {base_seeds}, candidate {seeds})",
+                )
+            )
+        else:
+            verdicts.append(
+                failure(name, [cand[(name, s)] for s in seeds])
+                or Verdict(name, "new", seeds=tuple(seeds), reason="new recipe, no baseline yet")
+            )
+    return verdicts
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
+def outcome(verdicts: list[Verdict]) -> str:
+    """``regression`` when any recipe regressed or failed, else ``refused`` when any pair was
+    refused, else ``pass``."""
+    if any(v.status in FAILING for v in verdicts):
+        return "regression"
+    if any(v.status == "refused" for v in verdicts):
+        return "refused"
+    return "pass"
 
 
-def markdown(verdicts: list[Verdict], max_increase: float, confidence: float) -> str:
-    """A report fit for a pull-request comment."""
-    regressions = [v for v in verdicts if v.status == "regression"]
-    head = (
-        f"### bench gate: :x: {len(regressions)} regression(s)"
-        if regressions
-        else "### bench gate: :white_check_mark: no DER regression"
-    )
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
+
+
+def markdown(
+    verdicts: list[Verdict], max_increase: float, confidence: float, error: str | None = None
+) -> str:
+    """A report fit for a pull-request comment (refusals and unreadable inputs included)."""
+    if error is not None:
+        return f"### bench gate: :no_entry: refused\n\n{error}\n"
+    result = outcome(verdicts)
+    failing = [v for v in verdicts if v.status in FAILING]
+    head = {
+        "regression": f"### bench gate: :x: {len(failing)} regression(s)",
+        "refused": "### bench gate: :no_entry: refused: results that are not comparable",
+        "pass": "### bench gate: :white_check_mark: no DER regression",
+    }[result]
     lines = [
         head,
         "",
         f"A regression is a test DER increase of more than {_pct(max_increase)} (absolute) "
-        f"whose {int(confidence * 100)}% paired-bootstrap interval over test files excludes 0.",
+        f"whose {int(confidence * 100)}% paired-bootstrap interval over test files (and seeds) "
+        "excludes 0, or a candidate run that failed or diverged.",
         "",
-        "| recipe | metric | baseline DER | candidate DER | difference | "
+        "| recipe | seeds | metric | baseline DER | candidate DER | difference | "
         f"{int(confidence * 100)}% interval | files | verdict |",
-        "|---|---|---:|---:|---:|---|---:|---|",
+        "|---|---|---|---:|---:|---:|---|---:|---|",
     ]
     for v in verdicts:
+        seeds = ", ".join(str(s) for s in v.seeds)
+        if v.comparison is None:
+            verdict = f"**{v.status}**" if v.status in (*FAILING, "refused") else v.status
+            lines.append(f"| {v.recipe} | {seeds} | | | | | | | {verdict}: {v.reason} |")
+            continue
         d = v.comparison.difference
         interval = f"[{_pct(d.low)}, {_pct(d.high)}]" if d.defined else "n/a (< 2 files)"
         lines.append(
-            f"| {v.recipe} | {v.metric} | {_pct(v.baseline)} | {_pct(v.candidate)} | "
-            f"{'+' if d.estimate > 0 else ''}{_pct(d.estimate)} | {interval} | {d.n_files} | "
+            f"| {v.recipe} | {seeds} | {METRIC_LABELS[v.metric]} | {_pct(v.baseline)} | "
+            f"{_pct(v.candidate)} | {'+' if d.estimate > 0 else ''}{_pct(d.estimate)} | "
+            f"{interval} | {d.n_files} | "
             f"{'**regression**' if v.status == 'regression' else v.status} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def update_baseline(candidate: Path, baseline: Path) -> list[Path]:
-    """Copy the candidate's successful results into the baseline folder (one file a recipe)."""
+    """Copy the candidate's successful results into the baseline folder (one file a recipe and
+    seed, under the results' own file names)."""
     baseline.mkdir(parents=True, exist_ok=True)
+    chosen = by_name_and_seed(load(candidate), ok_only=True)
+    for stale in baseline.glob("*.json"):
+        try:
+            record = read_result(stale)
+        except ResultError:
+            continue
+        if (record["name"], record.get("seed")) in chosen:
+            stale.unlink()
     written = []
-    for name, result in load(candidate).items():
-        for stale in baseline.glob("*.json"):
-            try:
-                if read_result(stale)["recipe"]["name"] == name:
-                    stale.unlink()
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        stem = f"{name}-{result['recipe_hash']}-{result['dataset']['fingerprint']}"
-        written.append(write_json(baseline / f"{stem}.json", result))
+    for result in chosen.values():
+        stem = record_stem(identity_of(result), result["name"], result["dataset"]["fingerprint"])
+        written.append(write_json(record_path(baseline, stem, "ok"), result))
     return written

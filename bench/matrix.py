@@ -16,7 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.data import Split
-from bench.results import atomic_write_text, read_result
+from bench.results import (
+    METRIC_LABELS,
+    atomic_write_text,
+    identity_of,
+    primary_metric,
+    read_result,
+)
 from bench.runner import RunFailed, RunOptions, run_recipe
 
 
@@ -45,7 +51,10 @@ def plan(recipes: list[Path], seeds: list[int] | None) -> list[Job]:
     return [Job(r, s) for r in recipes for s in (seeds or [None])]
 
 
-def _execute(job: Job, options: RunOptions, split: tuple[Split, bool], console: Console) -> Path:
+def _execute(
+    job: Job, options: RunOptions, split: tuple[Split, bool], console: Console
+) -> Path | None:
+    """One job; its result file (a failure's record), or None when not even that was written."""
     if job.seed is not None:
         options = replace(options, seed=job.seed)
     try:
@@ -64,7 +73,7 @@ def _init_worker(devices: Any, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker(job: Job, options: RunOptions, split: tuple[Split, bool]) -> Path:
+def _worker(job: Job, options: RunOptions, split: tuple[Split, bool]) -> Path | None:
     """One job in a worker process, its output lines prefixed with the job's name."""
     prefix = f"[{job.recipe.stem}{'' if job.seed is None else f' s{job.seed}'}] "
     return _execute(job, replace(options, progress=False), split, _Prefixed(prefix))
@@ -81,15 +90,15 @@ class _Prefixed(Console):
         super().print(escape(self.prefix), *objects, sep="", **kwargs)
 
 
-def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> tuple[str, str]:
+def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> tuple[str, str] | None:
     """One job as a Ray task: run it, hand its result back (the worker's disk may not be ours)."""
     path = _worker(job, options, split)  # Ray sets CUDA_VISIBLE_DEVICES for a GPU task
-    return path.name, path.read_text()
+    return None if path is None else (path.name, path.read_text())
 
 
 def run_on_ray(
     jobs: list[Job], options: RunOptions, split: tuple[Split, bool], console: Console
-) -> list[Path]:
+) -> list[Path | None]:
     """Run every job as a task on a Ray cluster: the one ``RAY_ADDRESS`` (or ``ray start``)
     points to, else a local instance. Workers need the data and cache paths (shared storage);
     results come back to this machine's results folder. One GPU a task when the cluster has GPUs.
@@ -102,8 +111,12 @@ def run_on_ray(
     task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_ray_job)
     console.print(f"ray: {len(jobs)} task(s) on {ray.cluster_resources()}")
     refs = [task.remote(job, options, split) for job in jobs]
-    paths = []
-    for name, text in ray.get(refs):
+    paths: list[Path | None] = []
+    for returned in ray.get(refs):
+        if returned is None:
+            paths.append(None)
+            continue
+        name, text = returned
         path = options.results / name
         if not path.is_file() or path.read_text() != text:
             atomic_write_text(path, text)
@@ -118,8 +131,9 @@ def run_jobs(
     console: Console,
     workers: int,
     executor: str = "local",
-) -> list[Path]:
-    """Run every job; return their result files in job order (failures included)."""
+) -> list[Path | None]:
+    """Run every job; return their result files in job order (failures included; None where a
+    run could not even record its failure)."""
     options = replace(
         options,
         results=options.results.resolve(),
@@ -149,32 +163,53 @@ def run_jobs(
         return [future.result() for future in futures]
 
 
-def _groups(paths: list[Path]) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
-    """Results by recipe name, in run order."""
+def _groups(paths: list[Path | None]) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """Results by run family (the same identity but for the seed), in run order."""
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for path in paths:
+        if path is None:
+            continue
         result = read_result(path)
-        name = (result.get("recipe") or {}).get("name") or Path(result["recipe_file"]).stem
-        groups.setdefault(name, []).append((path, result))
+        identity = identity_of(result)
+        key = identity.family if identity else f"{result['name']}-unresolved"
+        groups.setdefault(key, []).append((path, result))
     return groups
 
 
-def summary(paths: list[Path]) -> tuple[Table, int]:
-    """A table of the runs (mean and spread over seeds) and the number of failed runs."""
+def summary(paths: list[Path | None]) -> tuple[Table, int]:
+    """A table of the runs (mean and spread over seeds) and the number of failed runs (a run
+    that left no record at all counts as failed)."""
+    groups = _groups(paths)
+    metric = primary_metric(
+        *(r for runs in groups.values() for _, r in runs if r["status"] == "ok")
+    )
     table = Table(title="bench run summary")
-    for column in ("recipe", "runs", "seeds", "status", "test DER", "best dev DER", "result"):
+    for column in (
+        "recipe",
+        "runs",
+        "seeds",
+        "status",
+        f"test {METRIC_LABELS[metric]}",
+        "best dev DER",
+        "result",
+    ):
         table.add_column(column, no_wrap=column == "recipe")
-    failed = 0
-    for name, runs in _groups(paths).items():
+    failed = sum(path is None for path in paths)
+    names = [runs[0][1]["name"] for runs in groups.values()]
+    for runs in groups.values():
         ok = [r for _, r in runs if r["status"] == "ok"]
         failed += len(runs) - len(ok)
         statuses = sorted({r["status"] for _, r in runs})
+        name = runs[0][1]["name"]
+        identity = identity_of(runs[0][1])
+        if names.count(name) > 1 and identity:  # same recipe, different experiments
+            name += f" (e{identity.epochs}, b{identity.max_batches or '-'}, {identity.family[:6]})"
         table.add_row(
             name,
             str(len(runs)),
             ",".join(str(r.get("seed")) for _, r in runs),
             ", ".join(statuses),
-            _spread([r["test"]["chunk"]["DER"] for r in ok]),
+            _spread([r["test"][metric]["DER"] for r in ok]),
             _spread(
                 [
                     r["best_validation"]["DiarizationErrorRate"]
@@ -187,8 +222,9 @@ def summary(paths: list[Path]) -> tuple[Table, int]:
     return table, failed
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[float | None]) -> str:
     """One value, or mean ± standard deviation over seeds."""
+    values = [v for v in values if v is not None]
     if not values:
         return "-"
     if len(values) == 1:

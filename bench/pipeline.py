@@ -8,10 +8,11 @@ speaker embeddings per (chunk, local speaker), clustering, reconstruction) with
   ``segmentation.threshold``) or powerset (no threshold: pyannote only exposes
   ``segmentation.min_duration_off`` for powerset models);
 - an embedding from :mod:`bench.embeddings` (CAM++ by default, offline);
-- ``AgglomerativeClustering`` (method ``centroid``, ``min_cluster_size`` 15, as in the seed).
+- ``AgglomerativeClustering`` (method ``centroid``, ``min_cluster_size`` 15, as in the reference
+  write-up).
 
 Hyper-parameters are tuned on dev with pyannote.pipeline's ``Optimizer`` (optuna TPE sampler with
-a fixed seed) in the seed's two stages, ``segmentation.min_duration_off`` frozen at 0:
+a fixed seed) in the reference write-up's two stages, ``segmentation.min_duration_off`` frozen at 0:
 
 1. ``segmentation.threshold`` with oracle clustering (multilabel models only; a powerset model has
    nothing left to tune at this stage, which is then skipped);
@@ -28,10 +29,10 @@ clustering. Dev DER is optimised and reported with ``pyannote.metrics.Diarizatio
 
 The tuned pipeline is then applied to each full test file (audio handed over as an in-memory
 waveform decoded by :class:`bench.data.AudioCache`; no FFmpeg/torchcodec) and scored inside the
-UEM in two variants: no collar with overlap (primary), and the older convention some papers
-report: a 0.25 s collar on each side of every reference boundary (NIST md-eval's ``-c 0.25``)
-with overlapping speech skipped. pyannote.metrics' ``collar`` is the *total* width of the
-no-score zone, so that variant is its ``collar=0.5``.
+UEM in two variants (:class:`bench.scoring.Scorer`): no collar with overlap (primary), and the
+older convention some papers report: a 0.25 s collar on each side of every reference boundary
+(NIST md-eval's ``-c 0.25``) with overlapping speech skipped. pyannote.metrics' ``collar`` is the
+*total* width of the no-score zone, so that variant is its ``collar=0.5``.
 
 Real-time factors (processing seconds per audio second, over the test files) are timed with the
 pipeline's hook: ``segmentation`` (model inference, binarisation, speaker counting),
@@ -55,14 +56,14 @@ from pyannote.audio import Audio, Inference, Model
 from pyannote.audio.core.inference import BaseInference
 from pyannote.audio.pipelines.clustering import Clustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
-from pyannote.core import Annotation, Timeline
+from pyannote.core import Annotation
 from pyannote.metrics.diarization import DiarizationErrorRate
 from pyannote.pipeline import Optimizer
 from pyannote.pipeline.parameter import ParamDict, Uniform
 
 from bench.data import SAMPLE_RATE, AudioCache, Recording, Split
 from bench.embeddings import DEFAULT_EMBEDDING, resolve_embedding
-from bench.evaluation import summarize
+from bench.scoring import PRIMARY, VARIANTS, Scorer
 
 SEGMENTATION_STEP = 0.1  # ratio of the segmentation window (pyannote's default)
 CLUSTERING_METHOD = "centroid"
@@ -72,10 +73,6 @@ MIN_CLUSTER_SIZE = 15
 INITIAL_SEGMENTATION_THRESHOLD = 0.5
 INITIAL_CLUSTERING_THRESHOLD = 0.7045654963945799
 DEFAULT_TRIALS = (10, 10)
-
-PRIMARY = {"collar": 0.0, "skip_overlap": False}
-# md-eval's "-c 0.25" (0.25 s each side) = pyannote.metrics' collar=0.5 (total width)
-VARIANTS = {"collar_0.25_no_overlap": {"collar": 0.5, "skip_overlap": True}}
 
 _QUIET = (
     "The detected number of speakers",  # pyannote's warning on very short files
@@ -220,33 +217,6 @@ def pipeline_file(rec: Recording, audio: AudioCache, with_reference: bool) -> di
     return file
 
 
-class Scorer:
-    """pyannote.metrics DER, in total and per file, in the primary and the variant settings."""
-
-    def __init__(self, variants: dict[str, dict] | None = None) -> None:
-        self.settings = {"primary": PRIMARY, **(VARIANTS if variants is None else variants)}
-        self.totals = {name: DiarizationErrorRate(**s) for name, s in self.settings.items()}
-        self.files: dict[str, dict[str, dict]] = {name: {} for name in self.settings}
-
-    def add(self, uri: str, reference: Annotation, hypothesis: Annotation, uem: Timeline) -> None:
-        for name, metric in self.totals.items():
-            components = metric(reference, hypothesis, uem=uem, detailed=True)
-            self.files[name][uri] = summarize(components)
-
-    def report(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, metric in self.totals.items():
-            report = summarize(metric[:])
-            report["files"] = self.files[name]
-            report.update(self.settings[name])
-            if name == "primary":
-                result.update(report)
-            else:
-                report["collar_each_side"] = self.settings[name]["collar"] / 2
-                result[name] = report
-        return result
-
-
 def score_dev(
     pipeline: BenchSpeakerDiarization, params: dict, files: list[dict], variants=None
 ) -> dict[str, Any]:
@@ -318,7 +288,8 @@ def tune(
     batch_size: int = 32,
 ) -> tuple[BenchSpeakerDiarization, dict[str, Any]]:
     """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
-    in the seed's two stages; return it instantiated with the tuned parameters, and the record."""
+    in the reference write-up's two stages; return it instantiated with the tuned parameters, and
+    the record."""
     started = time.perf_counter()
     # pyannote's training caches live in the file dicts and do not know which model filled them
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")} for file in dev]
@@ -570,6 +541,8 @@ def single_speaker_hypothesis(reference: Annotation, label: str = "speaker") -> 
 
 
 __all__ = [
+    "PRIMARY",
+    "VARIANTS",
     "BenchSpeakerDiarization",
     "Scorer",
     "StepTimer",

@@ -1,19 +1,32 @@
-"""One JSON file per run, written atomically, with everything needed to trust and compare it."""
+"""The result record: its schema, run identity, file naming, primary metric, loading and writing.
+
+This module owns every decision about what a result file holds and when two results are the same
+experiment; the runner, the run summary, the leaderboard and the gate read records through it.
+It imports neither torch nor pyannote, so the light half (leaderboard, gate) installs without them.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 import tempfile
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 import bench
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+Status = Literal["ok", "failed", "diverged"]
+Kind = Literal["recipe", "external"]
 PACKAGES = (
     "torch",
     "torchaudio",
@@ -28,6 +41,247 @@ PACKAGES = (
     "numpy",
     "wandb",
 )
+DER_KEY = "DiarizationErrorRate"
+# the reference write-up's per-epoch columns, in its order (bench.training records them)
+EPOCH_COLUMNS = (
+    "loss/val/segmentation",
+    "loss/val/vad",
+    "loss/val",
+    DER_KEY,
+    f"{DER_KEY}/Confusion",
+    f"{DER_KEY}/FalseAlarm",
+    f"{DER_KEY}/Miss",
+    f"{DER_KEY}/Threshold",
+    "loss/train/segmentation",
+    "loss/train/vad",
+    "loss/train",
+)
+METRIC_LABELS = {"pipeline": "full-pipeline DER", "chunk": "chunk-level DER"}
+
+
+class ResultError(ValueError):
+    """A result file that cannot be read as a bench result (names the file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Run identity
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Everything that makes two results the same experiment. Two results are compared (ranked
+    in one table, paired by the gate, or one skipped for the other) only when these are equal."""
+
+    name: str  # the recipe's name (or an external system's)
+    kind: str  # "recipe" | "external"
+    # the resolved recipe after caps and overrides, seed excluded (external systems: outputs)
+    recipe_hash: str | None
+    fingerprint: str  # the dataset split
+    seed: int | None
+    epochs: int | None
+    max_batches: int | None  # --max-batches: a smoke run, never ranked against full runs
+    world_size: int  # devices training one run (DDP)
+    global_batch: int | None  # batch x world size
+    precision: str | None  # what the recipe's precision resolved to ("32-true", "16-mixed"...)
+    init_sha256: str | None  # content of a local initial checkpoint
+    augmentation_sha256: str | None  # content of the augmentation folders
+    bench_version: str
+
+    # fields the gate insists on when pairing a candidate with a baseline of the same name+seed
+    PAIRED = ("fingerprint", "epochs", "max_batches", "world_size", "global_batch")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunIdentity:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def digest(self) -> str:
+        """First 12 hex digits of the sha256 of every field."""
+        blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @property
+    def family(self) -> str:
+        """The digest of every field but the seed: runs of one family differ only in seed."""
+        data = {**self.as_dict(), "seed": None}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def smoke(self) -> bool:
+        return self.max_batches is not None
+
+    def differences(self, other: RunIdentity, only: tuple[str, ...] | None = None) -> list[str]:
+        """``["epochs: 12 != 1", ...]`` for every field (of ``only``) that differs."""
+        mine, theirs = self.as_dict(), other.as_dict()
+        return [f"{k}: {mine[k]} != {theirs[k]}" for k in only or mine if mine[k] != theirs[k]]
+
+
+def record_stem(identity: RunIdentity | None, name: str, fingerprint: str) -> str:
+    """The one file-naming rule: ``{name}-s{seed}-e{epochs}[-b{N}]-{digest}`` for a run with an
+    identity; ``{name}-invalid-{fingerprint}`` for a recipe that could not even be resolved."""
+    if identity is None:
+        return f"{name}-invalid-{fingerprint}"
+    cap = f"-b{identity.max_batches}" if identity.max_batches else ""
+    seed = "" if identity.seed is None else f"-s{identity.seed}"
+    epochs = "" if identity.epochs is None else f"-e{identity.epochs}"
+    return f"{identity.name}{seed}{epochs}{cap}-{identity.digest}"
+
+
+def record_path(folder: Path, stem: str, status: str) -> Path:
+    """``{stem}.json`` for a result; ``{stem}.{status}.json`` for a failed or diverged attempt,
+    so that an attempt that fails never replaces a good result of the same identity."""
+    return folder / (f"{stem}.json" if status == "ok" else f"{stem}.{status}.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema
+
+
+class Record(BaseModel):
+    """One result file. ``test`` holds ``chunk``, ``chunk_before_training`` and ``pipeline``
+    score dicts (DER, Confusion, FalseAlarm, Miss, seconds, files)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: int = SCHEMA_VERSION
+    kind: Kind = "recipe"
+    status: Status
+    identity: dict[str, Any] | None = None
+    name: str
+    recipe_file: str | None = None
+    recipe: dict[str, Any] | None = None
+    recipe_hash: str | None = None
+    declared_recipe_hash: str | None = None
+    overrides: dict[str, Any] = {}
+    dataset: dict[str, Any]
+    seed: int | None = None
+    initial_weights: dict[str, Any] | None = None
+    columns: list[str] = list(EPOCH_COLUMNS)
+    initial_validation: dict[str, Any] | None = None
+    epochs: list[dict[str, Any]] = []
+    best_epoch: int | None = None
+    best_validation: dict[str, Any] | None = None
+    stopped_early: bool = False
+    best_checkpoint: str | None = None
+    test: dict[str, Any] = {}
+    pipeline: dict[str, Any] | None = None
+    about: str | None = None  # external systems: a text or URL
+    outputs: dict[str, Any] | None = None  # external systems: hypothesis files and their sha256
+    throughput: list[dict[str, Any]] = []  # per epoch: seconds, samples/s, peak GPU memory
+    wall_time: dict[str, float] = {}
+    started: str | None = None
+    finished: str | None = None
+    device: dict[str, Any] | None = None
+    versions: dict[str, Any] = {}
+    git: dict[str, Any] = {}
+    wandb: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    non_finite: list[str] = []  # JSON paths of NaN/inf values, written as null
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.model_dump()  # python mode: NaN/inf stay visible to write_record
+        data["schema"] = data.pop("schema_")
+        return {"schema": data.pop("schema"), **data}
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a record of an older schema up to :data:`SCHEMA_VERSION`."""
+    if data.get("schema") == 1:
+        data = dict(data)
+        recipe = data.get("recipe") or {}
+        device = data.get("device") or {}
+        versions = data.get("versions") or {}
+        name = recipe.get("name") or Path(str(data.get("recipe_file") or "unknown")).stem
+        data["name"] = name
+        max_batches = ((data.get("overrides") or {}).get("max_batches") or {}).get("ran")
+        world = int(device.get("devices") or 1)
+        batch = recipe.get("batch_size")
+        if data.get("recipe_hash"):
+            data["identity"] = RunIdentity(
+                name=name,
+                kind="recipe",
+                recipe_hash=data["recipe_hash"],
+                fingerprint=(data.get("dataset") or {}).get("fingerprint") or "",
+                seed=data.get("seed", recipe.get("seed")),
+                epochs=recipe.get("epochs"),
+                max_batches=max_batches,
+                world_size=world,
+                global_batch=batch * world if batch else None,
+                precision=device.get("precision"),
+                init_sha256=None,
+                augmentation_sha256=None,
+                bench_version=versions.get("bench") or "unknown",
+            ).as_dict()
+        data["schema"] = 2
+    return data
+
+
+def parse_record(data: Any, where: str = "result") -> Record:
+    """Validate (and migrate) a record read from JSON."""
+    if not isinstance(data, dict):
+        raise ResultError(f"{where}: not a bench result (a JSON object is expected)")
+    schema = data.get("schema")
+    if schema not in (1, SCHEMA_VERSION):
+        raise ResultError(f"{where}: unknown result schema {schema!r}")
+    data = dict(_migrate(data))
+    data["schema_"] = data.pop("schema")
+    try:
+        return Record.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        raise ResultError(f"{where}: field '{path}': {first['msg']}") from None
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """The record in ``path`` as plain JSON data (migrated to the current schema)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultError(f"{path}: not a readable result: {error}") from None
+    return parse_record(data, str(path)).as_json()
+
+
+def identity_of(record: dict[str, Any]) -> RunIdentity | None:
+    data = record.get("identity")
+    return RunIdentity.from_dict(data) if data else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The primary metric
+
+
+def has_scores(record: dict[str, Any], metric: str) -> bool:
+    test = (record.get("test") or {}).get(metric)
+    return isinstance(test, dict) and test.get("DER") is not None
+
+
+def primary_metric(*records: dict[str, Any]) -> str:
+    """The one rule for which test number a result is judged by: ``pipeline`` (full-file DER of
+    the tuned pipeline) when every record compared has it, else ``chunk`` (chunk-level DER).
+    Mixing the two would compare unlike numbers."""
+    if records and all(has_scores(r, "pipeline") for r in records):
+        return "pipeline"
+    return "chunk"
+
+
+def primary_scores(record: dict[str, Any], metric: str | None = None) -> dict[str, Any] | None:
+    """The test scores of ``metric`` (default: the record's own primary metric)."""
+    metric = metric or primary_metric(record)
+    return (record.get("test") or {}).get(metric) if has_scores(record, metric) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building records
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def versions() -> dict[str, str | None]:
@@ -61,12 +315,67 @@ def git_commit(directory: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def provenance() -> dict[str, Any]:
+    """What every record says about where it was made."""
+    return {"finished": now(), "versions": versions(), "git": git_commit()}
+
+
+def ok_record(**fields_: Any) -> Record:
+    """A successful run's record."""
+    return Record(status="ok", **{**provenance(), **fields_})
+
+
+def failed_record(error: BaseException, traceback_text: str, diverged: bool, **fields_: Any):
+    """A failed (or diverged) attempt's record, with the reason and traceback."""
+    return Record(
+        status="diverged" if diverged else "failed",
+        error={"type": type(error).__name__, "message": str(error), "traceback": traceback_text},
+        **{**provenance(), **fields_},
+    )
+
+
+def external_record(
+    name: str, dataset: dict[str, Any], test: dict[str, Any], outputs: dict[str, Any], **more: Any
+) -> Record:
+    """A record of a system bench did not train (its outputs scored on the split's test set)."""
+    blob = json.dumps(outputs, sort_keys=True).encode()
+    identity = RunIdentity(
+        name=name,
+        kind="external",
+        recipe_hash=hashlib.sha256(blob).hexdigest()[:16],
+        fingerprint=dataset["fingerprint"],
+        seed=None,
+        epochs=None,
+        max_batches=None,
+        world_size=1,
+        global_batch=None,
+        precision=None,
+        init_sha256=None,
+        augmentation_sha256=None,
+        bench_version=bench.__version__,
+    )
+    return Record(
+        kind="external",
+        status="ok",
+        name=name,
+        identity=identity.as_dict(),
+        dataset=dataset,
+        test=test,
+        outputs=outputs,
+        **{**provenance(), **more},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as stream:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
@@ -77,18 +386,41 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+def finite_json(data: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``data`` with every NaN/inf replaced by None, and the JSON paths where that happened."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None, [path or "."]
+    if isinstance(data, dict):
+        out, where = {}, []
+        for key, value in data.items():
+            out[key], found = finite_json(value, f"{path}.{key}" if path else str(key))
+            where += found
+        return out, where
+    if isinstance(data, list | tuple):
+        items = [finite_json(v, f"{path}[{i}]") for i, v in enumerate(data)]
+        return [v for v, _ in items], [w for _, found in items for w in found]
+    return data, []
+
+
 def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    """Write ``data`` as strict JSON to ``path`` atomically (NaN/inf become null)."""
+    clean, _ = finite_json(data)
+    return atomic_write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
 
 
-def read_result(path: Path) -> dict[str, Any]:
-    with open(path) as stream:
-        data = json.load(stream)
-    if data.get("schema") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: unknown result schema {data.get('schema')!r}")
-    return data
-
-
-def result_stem(name: str, recipe_hash: str, fingerprint: str, seed: int, epochs: int) -> str:
-    return f"{name}-{recipe_hash}-{fingerprint}-s{seed}-e{epochs}"
+def write_record(folder: Path, record: Record) -> Path:
+    """Write ``record`` under its one file name; non-finite numbers become null, listed in
+    ``non_finite``. A good result replaces earlier failed attempts of the same identity."""
+    data = record.as_json()
+    clean, where = finite_json(data)
+    clean["non_finite"] = sorted(set(data.get("non_finite") or []) | set(where))
+    identity = identity_of(clean)
+    stem = record_stem(identity, record.name, record.dataset.get("fingerprint", "unknown"))
+    path = atomic_write_text(
+        record_path(folder, stem, record.status),
+        json.dumps(clean, indent=2, allow_nan=False) + "\n",
+    )
+    if record.status == "ok":
+        for status in ("failed", "diverged"):
+            record_path(folder, stem, status).unlink(missing_ok=True)
+    return path

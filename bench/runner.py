@@ -1,4 +1,5 @@
-"""One run, end to end: recipe -> split -> training -> test evaluation -> result JSON."""
+"""One run, end to end, as named stages: resolve -> assemble -> train -> evaluate -> pipeline ->
+record."""
 
 from __future__ import annotations
 
@@ -8,37 +9,42 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
-from bench.augmentation import build_augmentation
 from bench.data import AudioCache, BenchProtocol, Split, load_folder, load_protocol
-from bench.evaluation import evaluate_chunks
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
-    SCHEMA_VERSION,
-    git_commit,
+    EPOCH_COLUMNS,
+    ResultError,
+    RunIdentity,
+    failed_record,
+    now,
+    ok_record,
     read_result,
-    result_stem,
-    versions,
+    record_path,
+    record_stem,
     write_json,
+    write_record,
 )
-from bench.task import DER, BenchDiarization
-from bench.training import EPOCH_COLUMNS, fit, precision, prepare_model
 
-# The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks,
-# smaller batches, fewer epochs), say so, and record it under "overrides".
-DEMO_PROFILE = {"epochs": 12, "batch_size": 8, "duration": 5.0}
-
+# The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks, fewer
+# epochs, batches divided by a common factor so that recipes differing in batch size stay
+# distinct), say so, and record it under "overrides".
+DEMO_PROFILE = {"epochs": 12, "duration": 5.0}
+DEMO_BATCH_DIVISOR = 8  # 64 -> 8, 128 -> 16, 256 -> 32
 
 # Warnings with nothing actionable for a bench user (bench reports head re-initialisation itself).
 _QUIET = (
@@ -97,6 +103,26 @@ def resolve_split(options: RunOptions) -> tuple[Split, bool]:
     return load_folder(options.data), False
 
 
+def check_writable(folder: Path) -> None:
+    """Fail early, in one line, when results cannot be written to ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"results folder {folder} is not writable: {error.strerror or error}"
+        ) from None
+
+
+def demo_caps(recipe: Recipe) -> dict[str, Any]:
+    """The demo profile's changes to ``recipe``."""
+    caps = {k: cap for k, cap in DEMO_PROFILE.items() if getattr(recipe, k) > cap}
+    if recipe.batch_size > DEMO_BATCH_DIVISOR:
+        caps["batch_size"] = -(-recipe.batch_size // DEMO_BATCH_DIVISOR)
+    return caps
+
+
 def effective_recipe(
     recipe: Recipe, options: RunOptions, demo: bool
 ) -> tuple[Recipe, dict[str, Any]]:
@@ -119,10 +145,7 @@ def effective_recipe(
             }
         )
     if demo:
-        for key, cap in DEMO_PROFILE.items():
-            current = changes.get(key, getattr(recipe, key))
-            if current > cap:
-                changes[key] = cap
+        changes.update(demo_caps(recipe.with_overrides(**changes)))
     changes = {k: v for k, v in changes.items() if v != getattr(recipe, k)}
     applied = {
         k: {"declared": _plain(getattr(recipe, k)), "ran": _plain(v)} for k, v in changes.items()
@@ -158,6 +181,39 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+class Reporter:
+    """A run's console output. Every piece of user text (names, paths, messages) is escaped, so
+    a message that looks like Rich markup prints as itself."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(soft_wrap=True)
+
+    def say(self, text: str, style: str | None = None, label: str | None = None) -> None:
+        head = f"[{style}]{escape(label)}[/] " if label and style else ""
+        self.console.print(head + escape(text), highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.say(text, "yellow", "warning:")
+
+    def result(self, path: Path) -> None:
+        self.console.print(f"result: {escape(str(path))}", highlight=False)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        der = "DiarizationErrorRate"
+        self.say(
+            f"epoch {row['epoch']:>3}  DER {_fmt(row[der])}  Conf {_fmt(row[f'{der}/Confusion'])}  "
+            f"FA {_fmt(row[f'{der}/FalseAlarm'])}  Miss {_fmt(row[f'{der}/Miss'])}  "
+            f"thr {_fmt(row[f'{der}/Threshold'])}  loss/val {_fmt(row['loss/val'])}  "
+            f"loss/train {_fmt(row['loss/train'])}"
+        )
+
+    def scores(self, what: str, test: dict[str, Any]) -> None:
+        parts = "  ".join(
+            f"{k} {_fmt(test.get(k))}" for k in ("DER", "Confusion", "FalseAlarm", "Miss")
+        )
+        self.say(f"test ({what}): {parts}")
+
+
 @dataclass
 class RunState:
     """What an interrupted run needs to resume: written once the initial model is evaluated."""
@@ -180,106 +236,16 @@ class RunState:
         return cls(**json.loads(path.read_text()))
 
 
-def full_file_der(
-    recipe: Recipe, model: Any, split: Split, audio: AudioCache, acc: str, console: Console
-) -> dict[str, Any]:
-    """The diarization pipeline with the best checkpoint, tuned on dev, scored on full test
-    files (see :mod:`bench.pipeline`)."""
-    from bench.pipeline import evaluate_pipeline
-
-    spec = recipe.pipeline
-    console.print(
-        f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
-        f"{spec.tune_trials[1]} trials), then full test files"
-    )
-    record = evaluate_pipeline(
-        model,
-        split,
-        audio,
-        embedding=spec.embedding,
-        trials=spec.tune_trials,
-        seed=recipe.seed,
-        device="cuda" if acc == "gpu" else "cpu",
-        threads=1
-        if acc == "cpu"
-        else None,  # as fast as 2 on an idle 2-core CPU, far faster on a busy one
-    )
-    test = record["test"]
-    console.print(
-        f"test (full-file pipeline): DER {test['DER']:.4f}  Confusion {test['Confusion']:.4f}  "
-        f"FalseAlarm {test['FalseAlarm']:.4f}  Miss {test['Miss']:.4f}  | collar 0.25 s, "
-        f"no overlap: DER {test['collar_0.25_no_overlap']['DER']:.4f}  | dev DER "
-        f"{record['tuning']['dev_der_before']:.4f} -> {record['tuning']['dev_der_after']:.4f}"
-    )
-    return record
-
-
 class RunFailed(RuntimeError):
     """A run that ended without a result; its failure was recorded at ``result``."""
 
-    def __init__(self, message: str, result: Path):
+    def __init__(self, message: str, result: Path | None):
         super().__init__(message)
         self.result = result
 
 
-def _dataset_record(split: Split, demo: bool) -> dict[str, Any]:
-    return {
-        "name": split.name,
-        "fingerprint": split.fingerprint,
-        "source": split.source,
-        "demo": demo,
-        "subsets": split.summary(),
-    }
-
-
-def run_recipe(
-    path: Path,
-    options: RunOptions,
-    console: Console | None = None,
-    split: tuple[Split, bool] | None = None,
-) -> Path:
-    """Train and evaluate one recipe file; return the path of its result JSON.
-
-    ``split`` is the (split, is_demo) pair from :func:`resolve_split`, resolved here when absent.
-    A recipe that cannot be loaded, or whose run raises or diverges, is recorded as a result with
-    status "failed" or "diverged" (reason and traceback), then :class:`RunFailed` is raised.
-    """
-    console = console or Console(soft_wrap=True)
-    quiet_known_warnings()
-    split_, demo = split or resolve_split(options)
-    state: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "status": "running",
-        "recipe_file": str(path),
-        "recipe": None,
-        "recipe_hash": None,
-        "dataset": _dataset_record(split_, demo),
-        "started": datetime.now(UTC).isoformat(),
-    }
-    results_dir = options.results.resolve()
-    try:
-        return _run(path, options, console, split_, demo, state, results_dir)
-    except Exception as error:
-        diverged = isinstance(error, FloatingPointError)
-        state.update(
-            status="diverged" if diverged else "failed",
-            error={
-                "type": type(error).__name__,
-                "message": str(error),
-                "traceback": traceback.format_exc(),
-            },
-            finished=datetime.now(UTC).isoformat(),
-            versions=versions(),
-            git=git_commit(),
-        )
-        logger = state.pop("_logger", None)
-        if logger is not None:
-            logger.experiment.finish(exit_code=1)
-        stem = state.pop("_stem", None) or f"{Path(path).stem}-invalid-{split_.fingerprint}"
-        out = write_json(results_dir / f"{stem}.json", state)
-        console.print(f"[red]{state['status']}:[/] {path}: {error}", highlight=False)
-        console.print(f"result: {out}")
-        raise RunFailed(str(error), out) from error
+class Diverged(FloatingPointError):
+    """Training diverged (non-finite values, or the run's own evidence says so)."""
 
 
 def _ddp_child() -> bool:
@@ -287,203 +253,455 @@ def _ddp_child() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
-def _run(
-    path: Path,
-    options: RunOptions,
-    console: Console,
-    split: Split,
-    demo: bool,
-    state: dict[str, Any],
-    results_dir: Path,
-) -> Path:
+@dataclass
+class Run:
+    """One run's inputs and what its stages produce."""
+
+    path: Path
+    options: RunOptions
+    split: Split
+    demo: bool
+    report: Reporter
+    results_dir: Path
+    started: str = field(default_factory=now)
+    stages: dict[str, float] = field(default_factory=dict)
+    declared: Recipe | None = None
+    recipe: Recipe | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    acc: str = "cpu"
+    precision: str | None = None
+    identity: RunIdentity | None = None
+    stem: str = ""
+    run_dir: Path | None = None  # where this attempt writes (a staging folder under --force)
+    audio: AudioCache | None = None
+    model: Any = None
+    init: Any = None
+    resume: RunState | None = None
+    logger: Any = None
+    initial_test: dict[str, Any] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    fitted: Any = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    pipeline: dict[str, Any] | None = None
+    ddp_child_done: bool = False
+
+    @property
+    def final_dir(self) -> Path:
+        return self.results_dir / "runs" / self.stem
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        return {
+            "name": self.split.name,
+            "fingerprint": self.split.fingerprint,
+            "source": self.split.source,
+            "demo": self.demo,
+            "subsets": self.split.summary(),
+        }
+
+    @contextmanager
+    def timed(self, stage: str):
+        clock = time.perf_counter()
+        yield
+        self.stages[stage] = time.perf_counter() - clock
+
+    def common(self) -> dict[str, Any]:
+        """The fields every record of this run carries, whatever its status."""
+        recipe = self.recipe
+        return {
+            "name": recipe.name if recipe else Path(self.path).stem,
+            "identity": self.identity.as_dict() if self.identity else None,
+            "recipe_file": str(self.path),
+            "recipe": recipe.resolved() if recipe else None,
+            "recipe_hash": recipe.content_hash() if recipe else None,
+            "declared_recipe_hash": self.declared.content_hash() if self.declared else None,
+            "overrides": self.overrides,
+            "dataset": self.dataset,
+            "seed": recipe.seed if recipe else None,
+            "initial_weights": self.init.as_dict() if self.init else None,
+            "initial_validation": self.fitted.initial if self.fitted else None,
+            "epochs": self.epochs,
+            "started": self.started,
+            "wall_time": {k: round(v, 3) for k, v in self.stages.items()},
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def resolve(run: Run) -> None:
+    """Load the recipe, apply caps and overrides, and fix the run's identity and file names."""
+    with run.timed("load"):
+        run.declared = load_recipe(run.path)
+        run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
+    from bench.identity import identify
+    from bench.training import precision
+
+    run.acc = accelerator(run.options.device)
+    run.precision = precision(run.recipe, run.acc)
+    run.identity = identify(
+        run.recipe,
+        run.split.fingerprint,
+        run.split.root,
+        max_batches=run.options.max_batches,
+        world_size=run.options.devices,
+        precision=run.precision,
+    )
+    run.stem = record_stem(run.identity, run.recipe.name, run.split.fingerprint)
+    # a forced run trains beside the result it replaces, which stays until the new one is written
+    run.run_dir = run.final_dir.with_name(f"{run.stem}.force") if run.options.force else None
+    run.run_dir = run.run_dir or run.final_dir
+
+
+def existing_result(run: Run) -> Path | None:
+    """The good result of this identity, if one is recorded; an unreadable one counts as
+    absent (it is named, and the run goes ahead)."""
+    path = record_path(run.results_dir, run.stem, "ok")
+    if not path.is_file():
+        return None
+    try:
+        return path if read_result(path)["status"] == "ok" else None
+    except ResultError as error:
+        run.report.warn(f"{error}; running again")
+        return None
+
+
+@contextmanager
+def run_lock(run: Run):
+    """One process at a time per run identity: a second one waits for the first, then skips."""
+    if _ddp_child():  # the launching process holds it for the whole DDP group
+        yield
+        return
+    lock = FileLock(str(run.results_dir / "runs" / f"{run.stem}.lock"))
+    (run.results_dir / "runs").mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        run.report.say(f"{run.stem}: another bench process is running it; waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def announce(run: Run) -> None:
+    recipe, split = run.recipe, run.split
+    run.report.say(
+        f"{recipe.name} ({recipe.content_hash()}) on split {split.name} ({split.fingerprint}), "
+        f"seed {recipe.seed}, {run.acc}, {run.precision}"
+    )
+    changes = ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in run.overrides.items())
+    if run.demo:
+        run.report.say(
+            "runs are capped to finish in minutes on a CPU: " + changes
+            if changes
+            else "embedded demo data",
+            "yellow",
+            "demo split:",
+        )
+    elif changes:
+        run.report.say(f"overrides: {changes}")
+
+
+def assemble(run: Run, index_dir: Path | None = None) -> Any:
+    """Decode the audio, build the augmentation, the task and the initial model; return the task.
+
+    ``index_dir`` holds the split's chunk index (default: the shared cache, one index per split
+    and chunk duration, built once for every recipe)."""
     import lightning
 
-    stages: dict[str, float] = {}
-    clock = time.perf_counter()
-    declared = load_recipe(path)
-    recipe, overrides = effective_recipe(declared, options, demo)
-    stages["load"] = time.perf_counter() - clock
+    from bench.augmentation import build_augmentation
+    from bench.task import BenchDiarization
+    from bench.training import prepare_model
 
-    acc = accelerator(options.device)
-    stem = result_stem(
-        recipe.name, recipe.content_hash(), split.fingerprint, recipe.seed, recipe.epochs
-    ) + (f"-b{options.max_batches}" if options.max_batches else "")
-    state.update(
-        _stem=stem,
-        recipe=recipe.resolved(),
-        recipe_hash=recipe.content_hash(),
-        declared_recipe_hash=declared.content_hash(),
-        overrides=overrides,
-        seed=recipe.seed,
-    )
-    run_dir = results_dir / "runs" / stem
-    existing = results_dir / f"{stem}.json"
-    if options.force:
-        if not _ddp_child():  # DDP's extra processes re-run this command: clear only once
-            shutil.rmtree(run_dir, ignore_errors=True)
-    elif existing.is_file() and read_result(existing).get("status") == "ok":
-        console.print(f"[bold]{recipe.name}[/]: skipped, its result exists (--force re-runs it)")
-        console.print(f"result: {existing}")
-        return existing
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resume = RunState.load(run_dir)
-    console.print(
-        f"[bold]{recipe.name}[/] ({recipe.content_hash()}) on split [bold]{split.name}[/] "
-        f"({split.fingerprint}), seed {recipe.seed}, {acc}"
-    )
-    if demo:
-        console.print(
-            "[yellow]demo split:[/] runs are capped to finish in minutes on a CPU: "
-            + ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in overrides.items())
-            if overrides
-            else "[yellow]demo split[/]"
+    recipe, split = run.recipe, run.split
+    with run.timed("prepare"):
+        cache_dir = run.options.cache_dir or default_cache_dir()
+        run.audio = AudioCache(cache_dir / "audio")
+        for subset in split.recordings:
+            for rec in split.files(subset):
+                run.audio.prepare(rec.audio)
+        lightning.seed_everything(recipe.seed, workers=True, verbose=False)
+        augmentation = build_augmentation(recipe.augmentation, split.root)
+        # the index holds audio paths, so a copy of the same split elsewhere gets its own
+        where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
+        index = (index_dir or cache_dir / "tasks") / (
+            f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
         )
-    elif overrides:
-        console.print("overrides: " + ", ".join(f"{k}={v['ran']}" for k, v in overrides.items()))
+        task = BenchDiarization(BenchProtocol(split), recipe, run.audio, index, augmentation)
+        run.model, run.init = prepare_model(recipe, task)
+    return task
 
-    clock = time.perf_counter()
-    cache_dir = options.cache_dir or default_cache_dir()
-    audio = AudioCache(cache_dir / "audio")
-    for subset in split.recordings:
-        for rec in split.files(subset):
-            audio.prepare(rec.audio)
-    lightning.seed_everything(recipe.seed, workers=True, verbose=False)
-    augmentation = build_augmentation(recipe.augmentation, split.root)
-    # the split's index for this chunk duration, built once and shared by every recipe (it holds
-    # audio paths, so a copy of the same split elsewhere gets its own)
-    where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
-    index = cache_dir / "tasks" / f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
-    task = BenchDiarization(BenchProtocol(split), recipe, audio, index, augmentation)
-    model, init = prepare_model(recipe, task)
-    stages["prepare"] = time.perf_counter() - clock
-    console.print(f"initial weights: {init.source.id} ({init.source.origin}): {init.reason}")
 
-    config = {
-        "recipe": recipe.resolved(),
-        "recipe_hash": recipe.content_hash(),
-        "dataset_fingerprint": split.fingerprint,
-        "demo": demo,
-        "overrides": overrides,
-        "initial_weights": init.as_dict(),
-    }
+def train(run: Run) -> None:
+    """Validate the initial model, score it on test, train, keep the best checkpoint."""
+    from bench.evaluation import evaluate_chunks
+    from bench.training import fit
+
+    recipe, run_dir = run.recipe, run.run_dir
+    if run.options.force and not _ddp_child():  # DDP's extra processes re-run this command
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run.resume = RunState.load(run_dir)
+    source = run.init.source
+    run.report.say(f"initial weights: {source.id} ({source.origin}): {run.init.reason}")
     loggers = []
-    if options.wandb:
+    if run.options.wandb:
         from bench.tracking import make_logger
 
-        loggers.append(make_logger(run_dir, stem, config, resume.wandb_id if resume else None))
-        state["_logger"] = loggers[0]
+        config = {
+            "recipe": recipe.resolved(),
+            "recipe_hash": recipe.content_hash(),
+            "identity": run.identity.as_dict(),
+            "dataset_fingerprint": run.split.fingerprint,
+            "demo": run.demo,
+            "overrides": run.overrides,
+            "initial_weights": run.init.as_dict(),
+        }
+        wandb_id = run.resume.wandb_id if run.resume else None
+        run.logger = make_logger(run_dir, run.stem, config, wandb_id)
+        loggers.append(run.logger)
 
-    state["epochs"] = []
-
-    def show(row: dict[str, Any]) -> None:
-        state["epochs"].append(row)
-        console.print(
-            f"epoch {row['epoch']:>3}  DER {_fmt(row[DER])}  Conf {_fmt(row[f'{DER}/Confusion'])}  "
-            f"FA {_fmt(row[f'{DER}/FalseAlarm'])}  Miss {_fmt(row[f'{DER}/Miss'])}  "
-            f"thr {_fmt(row[f'{DER}/Threshold'])}  loss/val {_fmt(row['loss/val'])}  "
-            f"loss/train {_fmt(row['loss/train'])}"
-        )
-
-    initial_test: dict[str, Any] = {}
+    def on_epoch(row: dict[str, Any]) -> None:
+        run.epochs.append(row)
+        run.report.epoch(row)
 
     def before_training(initial: dict[str, Any]) -> None:
-        threshold = initial[f"{DER}/Threshold"] if recipe.mode == "multilabel" else None
-        initial_test.update(
-            evaluate_chunks(model, split.files("test"), audio, recipe.duration, threshold)
+        der = "DiarizationErrorRate"
+        threshold = initial[f"{der}/Threshold"] if recipe.mode == "multilabel" else None
+        run.initial_test.update(
+            evaluate_chunks(
+                run.model, run.split.files("test"), run.audio, recipe.duration, threshold
+            )
         )
-        console.print(
-            f"before training: dev DER {_fmt(initial[DER])}, test DER {initial_test['DER']:.4f}"
+        run.report.say(
+            f"before training: dev DER {_fmt(initial[der])}, test DER "
+            f"{_fmt(run.initial_test['DER'])}"
         )
-        wandb_id = loggers[0].experiment.id if loggers else None
-        RunState(initial, dict(initial_test), wandb_id).save(run_dir)
+        wandb_id = run.logger.experiment.id if run.logger else None
+        RunState(initial, dict(run.initial_test), wandb_id).save(run_dir)
 
-    if resume is not None:
-        initial_test.update(resume.initial_test)
-        console.print(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}")
-
-    clock = time.perf_counter()
-    fitted = fit(
-        recipe,
-        model,
-        run_dir,
-        acc,
-        loggers,
-        show,
-        before_training,
-        progress=options.progress,
-        max_batches=options.max_batches,
-        initial=resume.initial_validation if resume else None,
-        devices=options.devices,
-        strategy=options.strategy,
-    )
-    if fitted.rank != 0:  # other DDP processes: training is their whole job
+    if run.resume is not None:
+        run.initial_test.update(run.resume.initial_test)
+        run.report.say(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}")
+    with run.timed("train"):
+        run.fitted = fit(
+            recipe,
+            run.model,
+            run_dir,
+            run.acc,
+            loggers,
+            on_epoch,
+            before_training,
+            progress=run.options.progress,
+            max_batches=run.options.max_batches,
+            initial=run.resume.initial_validation if run.resume else None,
+            devices=run.options.devices,
+            strategy=run.options.strategy,
+        )
+    if run.fitted.rank != 0:  # other DDP processes: training is their whole job
+        run.ddp_child_done = True
         raise SystemExit(0)
-    stages["train"] = time.perf_counter() - clock
+    run.epochs = run.fitted.epochs
+    check_divergence(run)
 
+
+def check_divergence(run: Run) -> None:
+    """Refuse to evaluate a run whose own record says it diverged (see bench.divergence)."""
+    from bench.divergence import divergence
+
+    fitted = run.fitted
+    reason = divergence(fitted.initial, fitted.epochs, run.recipe.mode, fitted.best_epoch)
+    if reason:
+        raise Diverged(reason)
+
+
+def evaluate(run: Run) -> None:
+    """Chunk-level test DER of the best checkpoint, at its dev-optimal threshold."""
+    from bench.evaluation import evaluate_chunks
+
+    fitted, recipe = run.fitted, run.recipe
     best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
     chosen = best or fitted.initial  # epochs=0: the initial weights are the ones evaluated
-    threshold = chosen[f"{DER}/Threshold"] if recipe.mode == "multilabel" else None
-    clock = time.perf_counter()
-    test = evaluate_chunks(model, split.files("test"), audio, recipe.duration, threshold)
-    stages["test"] = time.perf_counter() - clock
-    console.print(
-        f"test (chunk-level): DER {test['DER']:.4f}  Confusion {test['Confusion']:.4f}  "
-        f"FalseAlarm {test['FalseAlarm']:.4f}  Miss {test['Miss']:.4f}"
+    threshold = chosen["DiarizationErrorRate/Threshold"] if recipe.mode == "multilabel" else None
+    with run.timed("test"):
+        test = evaluate_chunks(
+            run.model, run.split.files("test"), run.audio, recipe.duration, threshold
+        )
+    run.report.scores("chunk-level", test)
+    run.scores = {"chunk": test, "chunk_before_training": run.initial_test}
+
+
+def pipeline(run: Run) -> None:
+    """Full-file DER: the diarization pipeline with the best checkpoint, tuned on dev, scored on
+    full test files (see :mod:`bench.pipeline`)."""
+    spec = run.recipe.pipeline
+    if spec is None:
+        return
+    from bench.pipeline import evaluate_pipeline
+
+    run.report.say(
+        f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
+        f"{spec.tune_trials[1]} trials), then full test files"
     )
-    scores = {"chunk": test, "chunk_before_training": initial_test}
-    pipeline = None
-    if recipe.pipeline is not None:
-        clock = time.perf_counter()
-        pipeline = full_file_der(recipe, model, split, audio, acc, console)
-        scores["pipeline"] = pipeline.pop("test")
-        stages["pipeline"] = time.perf_counter() - clock
+    with run.timed("pipeline"):
+        record = evaluate_pipeline(
+            run.model,
+            run.split,
+            run.audio,
+            embedding=spec.embedding,
+            trials=spec.tune_trials,
+            seed=run.recipe.seed,
+            device="cuda" if run.acc == "gpu" else "cpu",
+            # as fast as 2 threads on an idle 2-core CPU, far faster on a busy one
+            threads=1 if run.acc == "cpu" else None,
+        )
+    test = record.pop("test")
+    run.report.scores("full-file pipeline", test)
+    variant = test["collar_0.25_no_overlap"]
+    tuning = record["tuning"]
+    run.report.say(
+        f"collar 0.25 s, no overlap: DER {_fmt(variant['DER'])}  | dev DER "
+        f"{_fmt(tuning['dev_der_before'])} -> {_fmt(tuning['dev_der_after'])}"
+    )
+    run.scores["pipeline"] = test
+    run.pipeline = record
 
-    wandb_info = None
-    if loggers:
-        from bench.tracking import finish
 
-        metrics = {
-            f"test/{kind}/{k}": scores[kind][k]
-            for kind in ("chunk", "pipeline")
-            if kind in scores
-            for k in ("DER", "Confusion", "FalseAlarm", "Miss")
-        }
-        loggers[0].log_metrics(metrics)
-        wandb_info = finish(state.pop("_logger"))
+def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
+    if run.logger is None:
+        return None
+    from bench.tracking import finish
 
-    result = {
-        "schema": SCHEMA_VERSION,
-        "status": "ok",
-        "recipe": recipe.resolved(),
-        "recipe_hash": recipe.content_hash(),
-        "declared_recipe_hash": declared.content_hash(),
-        "recipe_file": str(path),
-        "overrides": overrides,
-        "dataset": state["dataset"],
-        "seed": recipe.seed,
-        "initial_weights": init.as_dict(),
-        "columns": list(EPOCH_COLUMNS),
-        "initial_validation": fitted.initial,
-        "epochs": fitted.epochs,
-        "best_epoch": fitted.best_epoch,
-        "best_validation": best,
-        "stopped_early": fitted.stopped_early,
-        "best_checkpoint": str(fitted.best_checkpoint) if fitted.best_checkpoint else None,
-        "test": scores,
-        "pipeline": pipeline,
-        "wall_time": {k: round(v, 3) for k, v in stages.items()},
-        "started": state["started"],
-        "finished": datetime.now(UTC).isoformat(),
-        "device": {
-            **device_description(acc),
-            "precision": precision(recipe, acc),
-            "devices": options.devices,
-            "strategy": options.strategy,
-        },
-        "versions": versions(),
-        "git": git_commit(),
-        "wandb": wandb_info,
+    logger, run.logger = run.logger, None
+    if exit_code:
+        logger.experiment.finish(exit_code=exit_code)
+        return None
+    metrics = {
+        f"test/{kind}/{k}": run.scores[kind][k]
+        for kind in ("chunk", "pipeline")
+        if kind in run.scores
+        for k in ("DER", "Confusion", "FalseAlarm", "Miss")
     }
-    out = write_json(results_dir / f"{stem}.json", result)
-    console.print(f"result: {out}")
-    return out
+    logger.log_metrics(metrics)
+    return finish(logger)
+
+
+def record(run: Run) -> Path:
+    """Move a forced run into place, then write its result (replacing the old one atomically)."""
+    from bench.training import dataloader_settings
+
+    wandb_info = _finish_logger(run)
+    fitted = run.fitted
+    best_checkpoint = str(fitted.best_checkpoint) if fitted.best_checkpoint else None
+    if run.run_dir != run.final_dir:  # --force: the new run folder replaces the old one
+        old = run.final_dir.with_name(f"{run.stem}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if run.final_dir.exists():
+            os.replace(run.final_dir, old)
+        os.replace(run.run_dir, run.final_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        staged = str(run.run_dir)
+        best_checkpoint = best_checkpoint and best_checkpoint.replace(staged, str(run.final_dir))
+        if wandb_info:
+            wandb_info["dir"] = wandb_info["dir"].replace(staged, str(run.final_dir))
+        run.run_dir = run.final_dir
+    best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
+    result = ok_record(
+        **run.common(),
+        columns=list(EPOCH_COLUMNS),
+        best_epoch=fitted.best_epoch,
+        best_validation=best,
+        stopped_early=fitted.stopped_early,
+        best_checkpoint=best_checkpoint,
+        test=run.scores,
+        pipeline=run.pipeline,
+        throughput=fitted.throughput,
+        device={
+            **device_description(run.acc),
+            **dataloader_settings(run.recipe, run.acc),
+            "precision": run.precision,
+            "devices": run.options.devices,
+            "strategy": run.options.strategy,
+            "world_size": run.identity.world_size,
+            "global_batch": run.identity.global_batch,
+        },
+        wandb=wandb_info,
+    )
+    try:
+        return write_record(run.results_dir, result)
+    except OSError as error:
+        raise OSError(
+            f"could not write the result into {run.results_dir}: {error.strerror or error}; "
+            f"the trained run is kept in {run.run_dir}: run the same command again to finish it"
+        ) from error
+
+
+def record_failure(run: Run, error: BaseException) -> Path | None:
+    """Record a failed or diverged attempt beside (never over) a good result."""
+    _finish_logger(run, exit_code=1)
+    diverged = isinstance(error, FloatingPointError)
+    failure = failed_record(error, traceback.format_exc(), diverged, **run.common())
+    try:
+        return write_record(run.results_dir, failure)
+    except OSError as write_error:
+        run.report.say(f"could not record the failure: {write_error}", "red", "error:")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+
+
+def run_recipe(
+    path: Path,
+    options: RunOptions,
+    console: Console | Reporter | None = None,
+    split: tuple[Split, bool] | None = None,
+) -> Path:
+    """Train and evaluate one recipe file; return the path of its result JSON.
+
+    ``split`` is the (split, is_demo) pair from :func:`resolve_split`, resolved here when absent.
+    A recipe that cannot be loaded, raises, exits or diverges is recorded as a result with status
+    "failed" or "diverged" (reason and traceback), then :class:`RunFailed` is raised. Ctrl-C is
+    recorded too, then stops the command.
+    """
+    report = console if isinstance(console, Reporter) else Reporter(console)
+    quiet_known_warnings()
+    split_, demo = split or resolve_split(options)
+    run = Run(Path(path), options, split_, demo, report, options.results.resolve())
+    try:
+        resolve(run)
+        if not options.force and (done := existing_result(run)):
+            report.say(f"{run.recipe.name}: skipped, its result exists (--force re-runs it)")
+            report.result(done)
+            return done
+        with run_lock(run):
+            if not options.force and (done := existing_result(run)):  # the other process's
+                report.say(f"{run.recipe.name}: skipped, another process recorded it")
+                report.result(done)
+                return done
+            announce(run)
+            assemble(run)
+            train(run)
+            evaluate(run)
+            pipeline(run)
+            out = record(run)
+        report.result(out)
+        return out
+    except KeyboardInterrupt:
+        record_failure(run, KeyboardInterrupt("interrupted (Ctrl-C)"))
+        raise
+    except (Exception, SystemExit) as error:
+        if run.ddp_child_done:
+            raise
+        if isinstance(error, SystemExit):  # a recipe or library that exits ends only its run
+            error = RuntimeError(f"sys.exit({error.code!r}) was called during the run")
+        out = record_failure(run, error)
+        status = "diverged" if isinstance(error, FloatingPointError) else "failed"
+        report.say(f"{path}: {error}", "red", f"{status}:")
+        if out is not None:
+            report.result(out)
+        raise RunFailed(str(error), out) from error

@@ -177,3 +177,46 @@ def interval_of_files(files: Mapping[str, tuple[float, float]], **options: Any) 
         raise ValueError("no test files to bootstrap over")
     errors, totals = zip(*(files[u] for u in uris), strict=True)
     return bootstrap_der(errors, totals, **options)
+
+
+def compare_seeded(
+    a: list[Mapping[str, tuple[float, float]]],
+    b: list[Mapping[str, tuple[float, float]]],
+    *,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = SEED,
+) -> Comparison:
+    """Mean-over-seeds DER(b) - DER(a) for runs paired by seed (``a[i]`` and ``b[i]`` share a
+    seed), on the files every run has. Each bootstrap resample draws seeds and files with
+    replacement, the same draw for both sides, so both sources of spread enter the interval."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired seeds needed on both sides: {len(a)} != {len(b)}")
+    uris = sorted(set.intersection(*(set(run) for run in (*a, *b))))
+    if not uris:
+        raise ValueError("the runs share no test file")
+
+    def arrays(runs: list[Mapping[str, tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray]:
+        cells = np.array([[run[u] for u in uris] for run in runs], dtype=float)
+        return cells[..., 0], cells[..., 1]  # (seeds, files)
+
+    (ea, ta), (eb, tb) = arrays(a), arrays(b)
+    n_seeds, n_files = ea.shape
+
+    def mean_der(errors: np.ndarray, totals: np.ndarray, seeds: np.ndarray, files: np.ndarray):
+        num = errors[seeds][:, :, files].sum(axis=-1)  # (resamples?, seeds drawn)
+        den = totals[seeds][:, :, files].sum(axis=-1)
+        return (num / np.where(den > 0, den, np.nan)).mean(axis=-1)
+
+    rng = np.random.default_rng(seed)
+    samples = np.empty(resamples)
+    for r in range(resamples):
+        seeds = rng.integers(0, n_seeds, size=(1, n_seeds))
+        files = rng.integers(0, n_files, size=n_files)
+        samples[r] = (mean_der(eb, tb, seeds, files) - mean_der(ea, ta, seeds, files))[0]
+    everything = np.arange(n_files)
+    all_seeds = np.arange(n_seeds)[None, :]
+    estimate = float(
+        (mean_der(eb, tb, all_seeds, everything) - mean_der(ea, ta, all_seeds, everything))[0]
+    )
+    return Comparison(_interval(estimate, samples, n_files, confidence))

@@ -1,5 +1,5 @@
-"""The training task: pyannote.audio's SpeakerDiarization, in multilabel (seed) or powerset mode,
-reading audio from bench's decoded cache and logging the seed's per-epoch columns."""
+"""The training task: pyannote.audio's SpeakerDiarization in multilabel or powerset mode, reading
+audio from bench's decoded cache and logging the reference write-up's per-epoch columns."""
 
 from __future__ import annotations
 
@@ -24,7 +24,12 @@ from pyannote.audio.utils.permutation import permutate
 from torch_audiomentations.core.transforms_interface import BaseWaveformTransform
 
 from bench.data import SAMPLE_RATE, AudioCache, BenchProtocol
-from bench.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
+from bench.losses import (
+    Float32Activation,
+    multilabel_segmentation_loss,
+    powerset_loss,
+    vad_loss,
+)
 from bench.recipe import Recipe
 
 DER = "DiarizationErrorRate"
@@ -105,8 +110,17 @@ class BenchDiarization(SpeakerDiarization):
             )
 
     def setup_loss_func(self) -> None:
+        """Powerset mapping (powerset mode); the model's final activation in float32.
+
+        Called by ``Model.setup`` right after ``build()`` has made a new activation.
+        """
         if self.mode == "powerset":
             super().setup_loss_func()
+        activation = getattr(self.model, "activation", None)
+        if isinstance(activation, torch.nn.Module) and not isinstance(
+            activation, Float32Activation
+        ):
+            self.model.activation = Float32Activation(activation)
 
     def default_metric(self) -> dict:
         if self.mode == "multilabel":
@@ -128,9 +142,19 @@ class BenchDiarization(SpeakerDiarization):
         self, batch: dict
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Segmentation loss, VAD loss (or None), speaker scores and target, both permutated
-        to agree: (batch, frames, speakers)."""
-        target = batch["y"]
+        to agree: (batch, frames, speakers).
+
+        Under mixed precision only the model's forward runs in autocast: everything after it
+        (permutation, powerset mapping, losses, metrics) is float32, since CUDA autocast refuses
+        BCE and numpy (scipy's assignment in ``permutate``) refuses bfloat16.
+        """
         prediction = self.model(batch["X"])
+        with torch.autocast(device_type=prediction.device.type, enabled=False):
+            return self._losses(prediction.float(), batch["y"])
+
+    def _losses(
+        self, prediction: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         if not torch.isfinite(prediction).all():
             raise FloatingPointError("the model's output is not finite: training diverged")
         if self.mode == "multilabel":
@@ -180,5 +204,8 @@ class BenchDiarization(SpeakerDiarization):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         segmentation, vad, scores, target = self.compute_losses(batch)
         self._log_losses("val", segmentation, vad)
-        self.model.validation_metric(torch.transpose(scores, 1, 2), torch.transpose(target, 1, 2))
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            self.model.validation_metric(
+                torch.transpose(scores.float(), 1, 2), torch.transpose(target, 1, 2)
+            )
         self.model.log_dict(self.model.validation_metric, on_step=False, on_epoch=True, logger=True)

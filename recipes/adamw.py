@@ -1,9 +1,9 @@
-"""AdamW (weight decay 1e-2), 20 epochs (seed experiment 2).
+"""AdamW (weight decay 1e-2), 20 epochs (reference experiment 2).
 
 Fine-tunes pyannote/segmentation-3.0 as a 3-speaker multilabel model (encoder kept, head
 re-initialised) with a BCE voice-activity loss, lr 1e-4, gradient clipping at 0.5 and early
 stopping (patience 10) on validation DER.
-Seed result: best validation DER 0.2198.
+Reference result: best validation DER 0.2198.
 """
 
 from bench.recipe import Loss, Optimizer, Pretrained, Recipe, VadLoss

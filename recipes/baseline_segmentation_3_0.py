@@ -2,8 +2,8 @@
 
 Evaluates the pretrained powerset model (3 speakers per chunk, at most 2 per frame, head kept)
 through the same validation, chunk-level test scoring and full-file pipeline (tuned on dev) as
-every other recipe, so the leaderboard shows what fine-tuning bought. The seed team's pretrained
-pipeline scored 29.8% DER on their AliMeeting test split.
+every other recipe, so the leaderboard shows what fine-tuning bought. In the reference write-up the
+pretrained pipeline scored 29.8% DER on its AliMeeting test split.
 """
 
 from bench.recipe import Loss, Pretrained, Recipe

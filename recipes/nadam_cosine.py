@@ -1,9 +1,9 @@
-"""NAdam + cosine annealing, 50 epochs (seed experiment 6).
+"""NAdam + cosine annealing, 50 epochs (reference experiment 6).
 
 Fine-tunes pyannote/segmentation-3.0 as a 3-speaker multilabel model (encoder kept, head
 re-initialised) with a BCE voice-activity loss, lr 1e-4, gradient clipping at 0.5 and early
 stopping (patience 10) on validation DER.
-Seed result: best validation DER 0.2171.
+Reference result: best validation DER 0.2171.
 """
 
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss

@@ -1,11 +1,11 @@
-"""NAdam + cosine annealing, 50 epochs, batch 64, BCE + Dice loss (seed experiment 9).
+"""NAdam + cosine annealing, 50 epochs, batch 64, BCE + Dice loss (reference experiment 9).
 
 Fine-tunes pyannote/segmentation-3.0 as a 3-speaker multilabel model (encoder kept, head
 re-initialised) with a BCE voice-activity loss, lr 1e-4, gradient clipping at 0.5 and early
 stopping (patience 10) on validation DER.
-Seed result: best validation DER 0.2158.
-In the seed run the Dice term never ran (pyannote.audio 3.x ignored `loss=`): the seed's number
-is experiment 6 plus run-to-run noise. Here it does run.
+Reference result: best validation DER 0.2158.
+In the reference run the Dice term never ran (pyannote.audio 3.x ignored `loss=`): the
+reference's number is experiment 6 plus run-to-run noise. Here it does run.
 """
 
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss

@@ -1,9 +1,9 @@
-"""NAdam + cosine annealing, batch 64, BCE + Tversky segmentation loss (seed experiment 11).
+"""NAdam + cosine annealing, batch 64, BCE + Tversky segmentation loss (reference experiment 11).
 
 Fine-tunes pyannote/segmentation-3.0 as a 3-speaker multilabel model (encoder kept, head
 re-initialised) with a BCE voice-activity loss, NAdam(lr=1e-4), CosineAnnealingLR over all
-epochs and gradient clipping at 0.5. Seed result: best validation DER 0.2166 (epoch 49 of 50).
-In the seed run the Tversky term never ran (pyannote.audio 3.x ignored `loss=`); here it does.
+epochs and gradient clipping at 0.5. Reference result: best validation DER 0.2166 (epoch 49 of 50).
+In the reference run the Tversky term never ran (pyannote.audio 3.x ignored `loss=`); here it does.
 """
 
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss

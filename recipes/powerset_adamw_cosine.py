@@ -1,10 +1,10 @@
-"""Powerset mode (pyannote.audio 4's default) with AdamW + cosine annealing: beyond the seed.
+"""Powerset mode (pyannote.audio 4's default) with AdamW + cosine annealing: beyond the reference.
 
 Fine-tunes pyannote/segmentation-3.0 as it was trained: 3 speakers per chunk, at most 2 per
 frame, cross-entropy over the 7 powerset classes, so its head is kept (nothing re-initialised).
 AdamW (lr 1e-4, weight decay 1e-2), cosine annealing stepped per optimizer step after a linear
 warm-up of 100 steps, batch 64, 10 s chunks, 50 epochs, gradient clipping at 0.5, early stopping
-(patience 10). No seed result: the seed experiments were all multilabel.
+(patience 10). No reference result: the reference experiments were all multilabel.
 """
 
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe

@@ -1,9 +1,9 @@
-"""RAdam + cosine annealing, 20 epochs (seed experiment 4).
+"""RAdam + cosine annealing, 20 epochs (reference experiment 4).
 
 Fine-tunes pyannote/segmentation-3.0 as a 3-speaker multilabel model (encoder kept, head
 re-initialised) with a BCE voice-activity loss, lr 1e-4, gradient clipping at 0.5 and early
 stopping (patience 10) on validation DER.
-Seed result: best validation DER 0.2253.
+Reference result: best validation DER 0.2253.
 """
 
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss

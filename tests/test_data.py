@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SAMPLE_WAV
+from conftest import SAMPLE_RTTM, SAMPLE_WAV
 
 from bench.data import GUARD_SAMPLES, AudioCache, DataError, load_folder, load_protocol
 
@@ -153,3 +153,58 @@ def test_database_yml_protocol_gives_the_same_recordings(sample_split):
     assert split.fingerprint == load_protocol(yml, "Sample.SpeakerDiarization.Mine").fingerprint
     with pytest.raises(DataError, match=r"Sample\.SpeakerDiarization\.Other"):
         load_protocol(yml, "Sample.SpeakerDiarization.Other")
+
+
+def add_silent_file(root: Path, subset: str, uri: str = "silent") -> None:
+    """Add to ``subset`` a copy of the real sample recording whose RTTM is empty."""
+    shutil.copy(SAMPLE_WAV, root / subset / "wav" / f"{uri}.wav")
+    (root / subset / "rttm" / f"{uri}.rttm").write_text("")
+    listed = (root / f"{subset}.txt").read_text()
+    (root / f"{subset}.txt").write_text(f"{listed}{uri}\n")
+
+
+@pytest.mark.parametrize("subset", ["dev", "test"])
+def test_a_subset_without_reference_speech_is_refused(sample_split, subset):
+    # every file of the subset has an empty RTTM: DER would divide by zero seconds of speech
+    add_silent_file(sample_split, subset)
+    (sample_split / subset / "rttm" / f"sample_{subset}.rttm").write_text("")
+    expect_error(
+        sample_split, f"{sample_split / subset}.txt", f"{subset} subset", "no reference speech"
+    )
+    # speech outside the annotated regions does not count: the reference is cropped to the UEM
+    shutil.copy(SAMPLE_RTTM, sample_split / subset / "rttm" / f"sample_{subset}.rttm")
+    path = sample_split / subset / "rttm" / f"sample_{subset}.rttm"
+    path.write_text(path.read_text().replace("sample ", f"sample_{subset} "))
+    (sample_split / subset / "uem" / f"sample_{subset}.uem").write_text(
+        f"sample_{subset} 1 0.000 6.000\n"  # the sample's first speech turn starts at 6.69 s
+    )
+    expect_error(sample_split, f"{subset} subset", "DER is undefined without reference speech")
+
+
+def test_a_silent_file_in_a_test_set_with_speech_is_accepted(sample_split):
+    add_silent_file(sample_split, "test")
+    split = load_folder(sample_split)
+    silent = {rec.uri: rec for rec in split.files("test")}["silent"]
+    assert not silent.annotation and silent.annotated.duration() == pytest.approx(30.0)
+
+
+def test_a_protocol_without_test_speech_is_refused(sample_split):
+    (sample_split / "test.rttm").write_text("")
+    for subset in ("train", "dev"):
+        uri = f"sample_{subset}"
+        rttm = (sample_split / subset / "rttm" / f"{uri}.rttm").read_text()
+        (sample_split / f"{subset}.rttm").write_text(rttm)
+    yml = sample_split / "database.yml"
+    yml.write_text(
+        "Databases:\n"
+        "  Sample:\n"
+        + "".join(f"    - {sample_split}/{s}/wav/{{uri}}.wav\n" for s in ("train", "dev", "test"))
+        + "Protocols:\n  Sample:\n    SpeakerDiarization:\n      Silent:\n"
+        + "".join(
+            f"        {name}:\n          uri: {s}.txt\n          annotation: {s}.rttm\n"
+            for name, s in (("train", "train"), ("development", "dev"), ("test", "test"))
+        )
+    )
+    with pytest.raises(DataError, match=r"test subset.*no reference speech") as error:
+        load_protocol(yml, "Sample.SpeakerDiarization.Silent")
+    assert "DER is undefined" in str(error.value)

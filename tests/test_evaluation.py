@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from pyannote.core import Annotation, Segment, SlidingWindow, Timeline
 
-from bench.data import load_folder
-from bench.evaluation import ChunkScorer, chunk_hypothesis, score
+from bench.data import AudioCache, load_folder
+from bench.evaluation import ChunkScorer, chunk_hypothesis, evaluate_chunks, score
+from bench.recipe import Pretrained
+from bench.weights import load_initial
 
 
 @pytest.fixture
@@ -108,3 +110,46 @@ def test_chunk_scorer_with_oracle_scores_is_nearly_perfect(sample):
         empty.add(sample, Segment(start, start + 10), Annotation(uri=sample.uri))
     assert empty.report()["Miss"] == pytest.approx(1.0)
     assert empty.report()["speech"] == pytest.approx(report["speech"])
+
+
+def test_no_reference_speech_has_no_der_but_keeps_the_false_alarm_seconds():
+    reference = Annotation(uri="u")  # a file whose RTTM is empty
+    hypothesis = Annotation(uri="u")
+    hypothesis[Segment(2, 12)] = "x"
+    hypothesis[Segment(30, 40)] = "y"  # outside the UEM: not scored
+    result = score(reference, hypothesis, Timeline([Segment(0, 20)]))
+    assert result["DER"] is None
+    assert result["Confusion"] is None and result["FalseAlarm"] is None and result["Miss"] is None
+    assert result["seconds"] == pytest.approx(
+        {"confusion": 0.0, "false_alarm": 10.0, "missed_detection": 0.0, "total": 0.0}
+    )
+    assert result["speech"] == 0.0 and "no reference speech" in result["undefined"]
+    # nothing said, nothing heard: still undefined, not a perfect 0
+    assert score(reference, Annotation(uri="u"), Timeline([Segment(0, 20)]))["DER"] is None
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_silent_test_file_reports_false_alarm_seconds_not_a_der(sample_split, tmp_path):
+    """segmentation-3.0 applied chunk by chunk to a test set of the real sample and a copy of
+    it whose RTTM is empty: the copy's speech is all false alarm, and it has no DER of its own."""
+    (sample_split / "test" / "wav" / "silent.wav").write_bytes(
+        (sample_split / "test" / "wav" / "sample_test.wav").read_bytes()
+    )
+    (sample_split / "test" / "rttm" / "silent.rttm").write_text("")
+    (sample_split / "test.txt").write_text("sample_test\nsilent\n")
+    recordings = load_folder(sample_split).files("test")
+    model, _ = load_initial(Pretrained(id="pyannote/segmentation-3.0"))
+    report = evaluate_chunks(model, recordings, AudioCache(tmp_path / "audio"), 10.0, None)
+    silent, spoken = report["files"]["silent"], report["files"]["sample_test"]
+    assert silent["DER"] is None and silent["FalseAlarm"] is None and silent["Miss"] is None
+    assert silent["speech"] == 0.0 and silent["seconds"]["missed_detection"] == 0.0
+    # the model hears the recording's speech (about 23 s of it) where the reference has none
+    assert silent["seconds"]["false_alarm"] > 15.0
+    assert 0.0 < spoken["DER"] < 0.5
+    # the set's DER is defined, and counts the silent file's false alarm
+    errors = (
+        sum(f["seconds"][k] for f in (silent, spoken) for k in ("confusion", "false_alarm"))
+        + spoken["seconds"]["missed_detection"]
+    )
+    assert report["DER"] == pytest.approx(errors / spoken["speech"])
+    assert report["DER"] > spoken["DER"]

@@ -30,7 +30,7 @@ from bench.recipe import (
     VadLoss,
 )
 from bench.task import DER, BenchDiarization
-from bench.training import fit, prepare_model
+from bench.training import dataloader_settings, fit, precision, prepare_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -214,6 +214,10 @@ def test_precision_and_workers(split):
     _, spy = train(split, epochs=1, max_batches=1, num_workers=1)
     assert spy.trainer.precision == "32-true"
     assert spy.trainer.train_dataloader.num_workers == 1
+    assert spy.trainer.train_dataloader.pin_memory is False  # nothing to pin for on a CPU
+    recipe = Recipe(**{**BASE, "num_workers": 3})
+    assert dataloader_settings(recipe, "gpu") == {"num_workers": 3, "pin_memory": True}
+    assert precision(recipe, "gpu") == "16-mixed"
     with pytest.raises(ValueError, match="16-mixed' needs a GPU"):
         train(split, epochs=1, precision="16-mixed")
 

@@ -127,6 +127,38 @@ def test_scoring_variants_match_a_hand_built_case():
     assert variant["collar_each_side"] == 0.25
 
 
+def test_a_file_without_reference_speech_has_no_der_in_either_variant():
+    reference = Annotation(uri="u")
+    reference[Segment(0, 10)] = "A"
+    scorer = Scorer()
+    scorer.add("u", reference, reference, Timeline([Segment(0, 20)]))
+    hypothesis = Annotation(uri="silent")
+    hypothesis[Segment(3, 7)] = "x"
+    scorer.add("silent", Annotation(uri="silent"), hypothesis, Timeline([Segment(0, 20)]))
+    report = scorer.report()
+    for scores in (report, report["collar_0.25_no_overlap"]):
+        silent = scores["files"]["silent"]
+        assert silent["DER"] is None and silent["FalseAlarm"] is None
+        assert silent["seconds"]["false_alarm"] == pytest.approx(4.0)
+        assert silent["seconds"]["total"] == 0.0
+        assert scores["files"]["u"]["DER"] == 0.0
+    # the set's DER counts the silent file's false alarm against the other file's speech
+    assert report["DER"] == pytest.approx(4.0 / 10.0)
+    assert report["collar_0.25_no_overlap"]["DER"] == pytest.approx(4.0 / 9.5)
+
+
+def test_scoring_lives_in_one_module():
+    import bench.evaluation
+    import bench.pipeline
+    import bench.scoring
+
+    assert bench.pipeline.Scorer is bench.scoring.Scorer
+    assert bench.pipeline.PRIMARY is bench.scoring.PRIMARY
+    assert bench.pipeline.VARIANTS is bench.scoring.VARIANTS
+    assert bench.evaluation.ChunkScorer is bench.scoring.ChunkScorer
+    assert bench.evaluation.summarize is bench.scoring.summarize
+
+
 def test_single_speaker_hypothesis_labels_all_speech_once():
     reference = Annotation(uri="u")
     reference[Segment(0, 10)] = "A"

@@ -149,3 +149,36 @@ def test_pipeline_settings_are_part_of_the_recipe(tmp_path):
     assert load_recipe(write(tmp_path, other, "b.py")).content_hash() != base.content_hash()
     off = GOOD.replace("    epochs=5,", "    epochs=5, pipeline=None,")
     assert load_recipe(write(tmp_path, off, "c.py")).pipeline is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field"),
+    [
+        ("        lr=1e-4,", '        lr=float("inf"),', 8, "optimizer.lr"),
+        ("        lr=1e-4,", '        lr=float("nan"),', 8, "optimizer.lr"),
+        ("    epochs=5,", '    epochs=5, gradient_clip=float("inf"),', 11, "gradient_clip"),
+        ("alpha=0.3,", 'alpha=0.3, weight=float("inf"),', 13, "loss.weight"),
+        ("        lr=1e-4,", '        lr=1e-4, betas=(0.9, float("nan")),', 8, "optimizer.betas.1"),
+        (
+            "    scheduler=Cosine(),",
+            '    scheduler=Cosine(eta_min=float("inf")),',
+            10,
+            "scheduler.eta_min",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused(tmp_path, old, new, line, field):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    text = str(error.value)
+    assert f"{path}:{line}:" in text
+    assert f"field '{field}'" in text
+    assert "finite number" in text
+
+
+def test_non_finite_override_is_refused():
+    recipe = load_recipe(ROOT / "recipes" / "adam.py")
+    with pytest.raises(ValueError, match="finite number"):
+        recipe.with_overrides(gradient_clip=float("inf"))

@@ -146,7 +146,7 @@ def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir)
 
 @pytest.mark.slow
 def test_readme_demo_run_learns(tmp_path, cache_dir):
-    """The README's main job: the seed recipe on the embedded demo, trained beats untrained."""
+    """The README's main job: a reference recipe on the embedded demo; trained beats untrained."""
     env = {**os.environ, "BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
     completed = subprocess.run(
         [

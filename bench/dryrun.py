@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-import lightning
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
-from bench.augmentation import build_augmentation
-from bench.data import AudioCache, BenchProtocol, Split
-from bench.recipe import load_recipe
-from bench.runner import RunOptions, accelerator, default_cache_dir, effective_recipe
-from bench.task import BenchDiarization
-from bench.training import make_optimizer, make_scheduler, precision, prepare_model
+from bench.data import Split
+from bench.runner import Reporter, Run, RunOptions, assemble, resolve
+from bench.training import make_optimizer, make_scheduler
 
 
 def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
-    """Build everything a run would (model, optimizer, scheduler, loss, augmentation) and
-    describe it, without training."""
+    """Build everything a run would (model, optimizer, scheduler, loss, augmentation), through
+    the run's own resolve and assemble stages, and describe it without training."""
     data, demo = split
-    recipe, overrides = effective_recipe(load_recipe(path), options, demo)
-    acc = accelerator(options.device)
-    augmentation = build_augmentation(recipe.augmentation, data.root)
-    audio = AudioCache((options.cache_dir or default_cache_dir()) / "audio")
-    lightning.seed_everything(recipe.seed, workers=True, verbose=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        task = BenchDiarization(
-            BenchProtocol(data), recipe, audio, Path(tmp) / "task.npz", augmentation
-        )
-        model, init = prepare_model(recipe, task)
-        steps_per_epoch = task.train__len__() // recipe.batch_size
+    run = Run(Path(path), options, data, demo, Reporter(), options.results.resolve())
+    resolve(run)
+    task = assemble(run)
+    recipe, overrides, model, init, acc = run.recipe, run.overrides, run.model, run.init, run.acc
+    augmentation = task.augmentation if recipe.augmentation else None
+    steps_per_epoch = task.train__len__() // recipe.batch_size
     if options.max_batches is not None:
         steps_per_epoch = min(steps_per_epoch, options.max_batches)
     if recipe.epochs == 0:
@@ -54,6 +44,7 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         loss += f" (gamma {recipe.loss.gamma:g})"
     lines = [
         f"recipe      {recipe.name} ({recipe.content_hash()}) from {path}",
+        f"identity    {run.stem}",
         f"split       {data.name} ({data.fingerprint}){' [demo]' if demo else ''}",
         f"overrides   {json.dumps(overrides) if overrides else '-'}",
         f"mode        {recipe.mode}, {recipe.max_speakers_per_chunk} speakers per chunk, "
@@ -68,7 +59,7 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
             else f"{recipe.vad_loss.kind} x {recipe.vad_loss.weight:g}"
         ),
         f"training    {recipe.epochs} epochs, gradient clip {recipe.gradient_clip}, early stopping "
-        f"patience {recipe.early_stopping_patience}, precision {precision(recipe, acc)}, "
+        f"patience {recipe.early_stopping_patience}, precision {run.precision}, "
         f"{recipe.num_workers} workers, seed {recipe.seed}, {acc}",
         f"augmentation {augmentation!r}" if augmentation is not None else "augmentation -",
         "pipeline    "

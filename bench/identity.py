@@ -1,0 +1,73 @@
+"""The run identity of a recipe on a split: the resolved recipe plus what its files contain."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import bench
+from bench.hashing import sha256_file
+from bench.recipe import Pretrained, Recipe
+from bench.results import RunIdentity
+
+
+def tree_sha256(folder: Path) -> str:
+    """sha256 over every file under ``folder`` (relative path and content), in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def init_sha256(recipe: Recipe) -> str | None:
+    """Content hash of a local initial checkpoint (a hub id is covered by id and revision)."""
+    if not isinstance(recipe.model, Pretrained):
+        return None
+    path = Path(recipe.model.id).expanduser()
+    if path.is_dir():
+        path = path / "pytorch_model.bin"
+    return sha256_file(path) if path.is_file() else None
+
+
+def augmentation_sha256(recipe: Recipe, data_root: Path | None) -> str | None:
+    """Content hash of the noise and impulse-response folders a recipe reads."""
+    spec = recipe.augmentation
+    if spec is None:
+        return None
+    digest = hashlib.sha256()
+    for part in (spec.noise, spec.impulse_response):
+        if part is None:
+            continue
+        folder = Path(part.path).expanduser()
+        if not folder.is_absolute() and data_root is not None:
+            folder = data_root / folder
+        digest.update(tree_sha256(folder).encode() if folder.is_dir() else b"missing")
+    return digest.hexdigest()[:16]
+
+
+def identify(
+    recipe: Recipe,
+    fingerprint: str,
+    data_root: Path | None,
+    *,
+    max_batches: int | None,
+    world_size: int,
+    precision: str | None,
+) -> RunIdentity:
+    """The identity of ``recipe`` (already capped and overridden) run on a split."""
+    return RunIdentity(
+        name=recipe.name,
+        kind="recipe",
+        # the seed is a field of its own, so runs that differ only in seed share a family
+        recipe_hash=recipe.with_overrides(seed=0).content_hash(),
+        fingerprint=fingerprint,
+        seed=recipe.seed,
+        epochs=recipe.epochs,
+        max_batches=max_batches,
+        world_size=world_size,
+        global_batch=recipe.batch_size * world_size,
+        precision=precision,
+        init_sha256=init_sha256(recipe),
+        augmentation_sha256=augmentation_sha256(recipe, data_root),
+        bench_version=bench.__version__,
+    )

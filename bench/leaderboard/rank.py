@@ -1,0 +1,209 @@
+"""The primary metric, ranking and statistics: runs grouped by split into a board."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import results, stats
+from bench.leaderboard.select import Run, _instant, assign_slugs, newest
+from bench.results import METRIC_LABELS, primary_scores
+
+# identity fields that tell apart runs of one recipe name in a table (beyond seed and epochs)
+_DISTINGUISH = ("max_batches", "world_size", "global_batch", "precision", "recipe_hash")
+
+
+def primary_metric(runs: Sequence[Run]) -> str:
+    """The test metric a group of runs is ranked by (:func:`bench.results.primary_metric`)."""
+    return results.primary_metric(*(run.data for run in runs))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass
+class Ranked:
+    """A ranked run with its test statistics."""
+
+    run: Run
+    rank: int
+    test: dict[str, Any]
+    interval: stats.Interval
+    versus: stats.Comparison | None  # paired against the leader (None for the leader)
+    label: str = ""
+
+    @property
+    def standing(self) -> str:
+        if self.versus is None:
+            return "leader"
+        return "tied" if self.versus.tied else "worse"
+
+
+@dataclass(frozen=True)
+class AcrossSeeds:
+    """One recipe run with several seeds on a split: the spread of its test DER."""
+
+    name: str
+    epochs: Any
+    seeds: list[Any]
+    mean: float
+    sd: float
+    low: float
+    high: float
+
+
+def across_seeds(ranked: Sequence[Ranked]) -> list[AcrossSeeds]:
+    """Mean and standard deviation of test DER for every run family (the same identity but for
+    the seed) with more than one seed."""
+    runs: dict[str, list[Ranked]] = {}
+    for r in ranked:
+        family = r.run.identity.family if r.run.identity else r.run.key
+        runs.setdefault(family, []).append(r)
+    summaries = []
+    for group in runs.values():
+        name, epochs = group[0].run.name, group[0].run.recipe.get("epochs")
+        values = [float(r.test["DER"]) for r in group if _finite(r.test["DER"])]
+        if len({r.run.seed for r in group}) < 2 or len(values) < 2:
+            continue
+        summaries.append(
+            AcrossSeeds(
+                name,
+                epochs,
+                sorted(r.run.seed for r in group),
+                statistics.mean(values),
+                statistics.stdev(values),
+                min(values),
+                max(values),
+            )
+        )
+    return sorted(summaries, key=lambda s: (s.mean, s.name))
+
+
+@dataclass
+class Group:
+    """The ranked runs on one split."""
+
+    fingerprint: str | None
+    dataset: dict[str, Any]
+    metric: str
+    ranked: list[Ranked] = field(default_factory=list)
+    unscored: list[Run] = field(default_factory=list)  # ok runs without the primary metric
+    smoke: bool = False  # --max-batches runs: ranked only among themselves, marked as such
+
+    @property
+    def seeds(self) -> list[AcrossSeeds]:
+        return across_seeds(self.ranked)
+
+    @property
+    def metric_label(self) -> str:
+        return METRIC_LABELS.get(self.metric, f"{self.metric} DER")
+
+    @property
+    def anchor(self) -> str:
+        return f"split-{self.fingerprint or 'unknown'}" + ("-smoke" if self.smoke else "")
+
+
+def _files(test: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    try:
+        return stats.file_components(test.get("files") or {})
+    except (KeyError, TypeError):
+        return {}
+
+
+def _interval(test: dict[str, Any]) -> stats.Interval:
+    files = _files(test)
+    if not files:
+        return stats.Interval(float(test["DER"]), math.nan, math.nan, 0)
+    found = stats.interval_of_files(files)
+    # the recorded DER is the reference point; the bootstrap only supplies the interval
+    return stats.Interval(float(test["DER"]), found.low, found.high, found.n_files)
+
+
+def _versus(leader: dict[str, Any], other: dict[str, Any]) -> stats.Comparison:
+    a, b = _files(leader), _files(other)
+    if not set(a) & set(b):
+        nan = math.nan
+        return stats.Comparison(stats.Interval(other["DER"] - leader["DER"], nan, nan, 0))
+    return stats.compare_files(a, b)
+
+
+def rank_group(runs: Sequence[Run]) -> Group:
+    """Rank the ``ok`` runs of one split by the primary metric, lowest DER first."""
+    metric = primary_metric(runs)
+    scored = [(run, primary_scores(run.data, metric)) for run in runs]
+    unscored = [run for run, test in scored if test is None]
+    valid = [(run, test) for run, test in scored if test is not None]
+    valid.sort(
+        key=lambda item: (
+            not _finite(item[1]["DER"]),
+            item[1]["DER"] if _finite(item[1]["DER"]) else 0.0,
+            item[0].name,
+            item[0].slug,
+        )
+    )
+    first = runs[0].dataset if runs else {}
+    group = Group(runs[0].fingerprint if runs else None, first, metric, unscored=unscored)
+    group.smoke = bool(runs) and runs[0].smoke
+    for i, (run, test) in enumerate(valid):
+        versus = None if i == 0 else _versus(valid[0][1], test)
+        group.ranked.append(Ranked(run, i + 1, test, _interval(test), versus))
+    _label(group.ranked)
+    return group
+
+
+def _label(ranked: Sequence[Ranked]) -> None:
+    """Recipe names, with seed, epochs and whatever else tells them apart added where a name
+    appears more than once."""
+    for r in ranked:
+        same = [o.run for o in ranked if o.run.name == r.run.name]
+        r.label = r.run.name
+        if len(same) == 1:
+            continue
+        parts = [f"s{r.run.seed}", f"e{r.run.recipe.get('epochs')}"]
+        mine = r.run.identity.as_dict() if r.run.identity else {}
+        for key in _DISTINGUISH:
+            if len({(o.identity.as_dict() if o.identity else {}).get(key) for o in same}) > 1:
+                parts.append(f"{key.replace('_', ' ')} {mine.get(key)}")
+        r.label = f"{r.run.name} ({', '.join(parts)})"
+
+
+@dataclass
+class Board:
+    """Everything the pages show."""
+
+    groups: list[Group]
+    failed: list[Run]
+    skipped: list[tuple[str, str]]
+    superseded: int
+    total: int
+
+    @property
+    def newest(self) -> str:
+        runs = [r.run for g in self.groups for r in g.ranked] + self.failed
+        return max((run.finished for run in runs), default="")
+
+
+def build_board(runs: Sequence[Run], skipped: Sequence[tuple[str, str]] = ()) -> Board:
+    """Select, group and rank ``runs``: the newest good result of each run identity is ranked
+    with the others on its split (smoke runs in a group of their own); failed and diverged runs
+    are listed, never ranked, and never hide a good result of the same identity."""
+    ok, superseded = newest(run for run in runs if run.status == "ok")
+    failed, superseded_failures = newest(run for run in runs if run.status != "ok")
+    kept = sorted([*ok, *failed], key=lambda run: (run.name, run.source.name))
+    assign_slugs(kept)
+    failed.sort(key=lambda r: _instant(r.finished), reverse=True)
+    by_split: dict[tuple[str | None, bool], list[Run]] = {}
+    for run in sorted(ok, key=lambda run: (run.name, run.source.name)):
+        by_split.setdefault((run.fingerprint, run.smoke), []).append(run)
+    groups = [rank_group(group) for group in by_split.values()]
+    groups.sort(key=lambda g: (g.smoke, -len(g.ranked), -_newest_instant(g), g.fingerprint or ""))
+    superseded += superseded_failures
+    return Board(groups, failed, list(skipped), superseded, len(runs))
+
+
+def _newest_instant(group: Group) -> float:
+    return max((_instant(r.run.finished) for r in group.ranked), default=-math.inf)

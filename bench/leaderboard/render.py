@@ -1,0 +1,202 @@
+"""Rendering the board into the static site and LEADERBOARD.md, replacing the output at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bench import __version__
+from bench.leaderboard.charts import group_charts, run_charts
+from bench.leaderboard.rank import Board, build_board
+from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, Run, load_runs
+from bench.leaderboard.text import (
+    augmentation_text,
+    best_validation,
+    ci_parts,
+    ci_text,
+    delta_parts,
+    delta_text,
+    duration,
+    epochs_text,
+    error_text,
+    flatten,
+    loss_text,
+    number,
+    optimizer_text,
+    pct,
+    rate,
+    reference_value,
+    scheduler_text,
+    short_column,
+    wall_seconds,
+)
+
+MARKER = ".bench-leaderboard"  # written into the output; only such folders are replaced
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def md_escape(value: Any) -> str:
+    """Escape result text for a markdown table cell (and for HTML, which markdown allows)."""
+    if value is None:
+        return ""
+    if isinstance(value, MarkdownSafe):
+        return str(value)
+    text = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", str(value))
+    for char, repl in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        text = text.replace(char, repl)
+    for char in "|`":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+class MarkdownSafe(str):
+    """Markdown built by the template itself (a link), not escaped again."""
+
+
+def http_url(url: Any) -> bool:
+    """Only plain http(s) URLs from results become links."""
+    return isinstance(url, str) and re.match(r"^https?://[^\s()<>\"']+$", url) is not None
+
+
+def md_link(text: Any, url: str | None) -> str:
+    """``[text](url)`` for http(s) URLs only, text escaped; plain text otherwise."""
+    if http_url(url):
+        return MarkdownSafe(f"[{md_escape(text)}]({url})")
+    return md_escape(text)
+
+
+def environment(markdown: bool = False) -> jinja2.Environment:
+    """The jinja2 environment: HTML autoescaped; markdown escaped by :func:`md_escape`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=not markdown,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=md_escape if markdown else None,
+    )
+    env.filters.update(
+        pct=pct,
+        ci=ci_text,
+        ci_parts=ci_parts,
+        delta=delta_text,
+        delta_parts=delta_parts,
+        number=number,
+        rate=rate,
+        reference_value=reference_value,
+        short_column=short_column,
+        duration=duration,
+        md_link=md_link,
+    )
+    env.tests["http_url"] = http_url
+    env.globals.update(
+        optimizer_text=optimizer_text,
+        scheduler_text=scheduler_text,
+        loss_text=loss_text,
+        augmentation_text=augmentation_text,
+        epochs_text=epochs_text,
+        best_validation=best_validation,
+        wall_seconds=wall_seconds,
+        error_text=error_text,
+        flatten=flatten,
+        reference_columns=REFERENCE_COLUMNS,
+        version=__version__,
+        components=COMPONENTS,
+        der_key=DER_KEY,
+    )
+    return env
+
+
+def epoch_excerpt(rows: Sequence[dict[str, Any]], head: int = 3, tail: int = 5) -> list[Any]:
+    """The reference write-up's excerpt: the first ``head`` rows, ``None`` (a ``...`` row),
+    the last ``tail``."""
+    rows = list(rows)
+    if len(rows) <= head + tail:
+        return rows
+    return [*rows[:head], None, *rows[-tail:]]
+
+
+def columns_of(run: Run) -> list[str]:
+    return list(run.data.get("columns") or REFERENCE_COLUMNS)
+
+
+def render_site(board: Board, out: Path) -> None:
+    """``index.html``, ``runs/<slug>.html`` and ``runs/<slug>.json`` into ``out``."""
+    env = environment()
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    charts = {g.anchor: group_charts(g, lambda run: f"runs/{run.slug}.html") for g in board.groups}
+    index = env.get_template("index.html").render(board=board, charts=charts, root="")
+    (out / "index.html").write_text(index, encoding="utf-8")
+    run_page = env.get_template("run.html")
+    entries = [(r.run, r, g) for g in board.groups for r in g.ranked]
+    entries += [(run, None, g) for g in board.groups for run in g.unscored]
+    entries += [(run, None, None) for run in board.failed]
+    for run, ranked, group in entries:
+        html = run_page.render(
+            run=run,
+            ranked=ranked,
+            group=group,
+            leader=group.ranked[0] if group and group.ranked else None,
+            charts=run_charts(run),
+            columns=columns_of(run),
+            root="../",
+        )
+        (runs_dir / f"{run.slug}.html").write_text(html, encoding="utf-8")
+        shutil.copyfile(run.source, runs_dir / f"{run.slug}.json")
+
+
+def render_markdown(board: Board) -> str:
+    """``LEADERBOARD.md``: the ranking, then each run's per-epoch excerpt in the style of the
+    reference write-up."""
+    env = environment(markdown=True)
+    return env.get_template("LEADERBOARD.md.j2").render(
+        board=board, excerpt=epoch_excerpt, columns_of=columns_of
+    )
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Swap ``staging`` in for ``out``; only an empty folder or an earlier leaderboard is
+    replaced."""
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out}: exists and is not a folder")
+        if any(out.iterdir()) and not (out / MARKER).exists():
+            raise FileExistsError(
+                f"{out}: not empty and not an earlier `bench leaderboard` output; "
+                "refusing to replace it"
+            )
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+def write_leaderboard(results: Path, out: Path) -> Board:
+    """Render every result in ``results`` into ``out`` (index.html, runs/, LEADERBOARD.md)."""
+    runs, skipped = load_runs(results)
+    board = build_board(runs, skipped)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        render_site(board, staging)
+        (staging / "LEADERBOARD.md").write_text(render_markdown(board), encoding="utf-8")
+        (staging / MARKER).write_text("written by `bench leaderboard`; replaced on every run\n")
+        (staging / ".nojekyll").write_text("")
+        os.chmod(staging, 0o755)
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return board

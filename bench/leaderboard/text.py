@@ -1,0 +1,210 @@
+"""Text formatting of numbers, recipes and runs for the pages."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from bench import stats
+from bench.leaderboard.rank import _finite
+from bench.leaderboard.select import DER_KEY, Run
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A DER fraction as a percentage (``0.2171 -> '21.7'``); empty for None, 'nan' for NaN."""
+    if value is None:
+        return ""
+    if not _finite(value):
+        return "nan"
+    return f"{100.0 * value:.{digits}f}"
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{100.0 * value:+.{digits}f}".replace("-", "\u2212")  # a typographic minus
+
+
+def ci_parts(interval: stats.Interval, digits: int = 1) -> tuple[str, str]:
+    """``('21.7', '[20.1, 23.4]')`` in %; the bracket is empty when there is no interval."""
+    value = pct(interval.estimate, digits)
+    if not interval.defined:
+        return value, ""
+    return value, f"[{pct(interval.low, digits)}, {pct(interval.high, digits)}]"
+
+
+def ci_text(interval: stats.Interval, digits: int = 1) -> str:
+    """``'21.7 [20.1, 23.4]'`` in %, or just the estimate when no interval can be computed."""
+    return " ".join(p for p in ci_parts(interval, digits) if p)
+
+
+def delta_parts(versus: stats.Comparison | None, digits: int = 2) -> tuple[str, str]:
+    """The difference to the leader in DER points, and its interval."""
+    if versus is None:
+        return "", ""
+    d = versus.difference
+    bracket = f"[{_signed(d.low, digits)}, {_signed(d.high, digits)}]" if d.defined else ""
+    return _signed(d.estimate, digits), bracket
+
+
+def delta_text(versus: stats.Comparison | None, digits: int = 2) -> str:
+    """``'+0.42 [−0.31, +1.10]'``: the difference to the leader in points, with its interval."""
+    return " ".join(p for p in delta_parts(versus, digits) if p)
+
+
+def number(value: Any) -> str:
+    """A loss in the reference write-up's style: 5 significant digits, no trailing zeros."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.5g}"
+
+
+def reference_value(column: str, value: Any) -> str:
+    """A per-epoch cell as the reference write-up writes it: DER columns to 4 decimals, losses
+    to 5 digits."""
+    if value is None:
+        return ""
+    if column.startswith(DER_KEY) and _finite(value):
+        return f"{value:.4f}"
+    return number(value)
+
+
+def short_column(column: str) -> str:
+    """The reference write-up's short names for the DiarizationErrorRate/* columns."""
+    prefix = f"{DER_KEY}/"
+    return column.removeprefix(prefix) if column.startswith(prefix) else column
+
+
+def duration(seconds: Any) -> str:
+    """``'3 m 12 s'``-style wall time."""
+    if not _finite(seconds):
+        return ""
+    seconds = round(float(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} m"
+    if minutes:
+        return f"{minutes} m {secs:02d} s"
+    return f"{secs} s"
+
+
+def wall_seconds(run: Run) -> float | None:
+    wall = run.data.get("wall_time") or {}
+    values = [v for v in wall.values() if _finite(v)]
+    return float(sum(values)) if values else None
+
+
+def rate(value: Any) -> str:
+    """A learning rate as the reference write-up writes it: ``1e-4``, ``3e-3``, ``0.05``."""
+    if not _finite(value):
+        return str(value)
+    if value == 0 or 1e-2 <= abs(value) < 1e3:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def optimizer_text(recipe: dict[str, Any]) -> str:
+    """``'nadam 1e-4'``, ``'adamw 1e-4, wd 0.01'``, ``'sgd 0.05, m 0.9'``."""
+    opt = recipe.get("optimizer") or {}
+    if not opt:
+        return ""
+    text = f"{opt.get('name')} {rate(opt.get('lr'))}"
+    if opt.get("weight_decay"):
+        text += f", wd {rate(opt['weight_decay'])}"
+    if opt.get("momentum"):
+        text += f", m {opt['momentum']:g}"
+    return text
+
+
+def scheduler_text(recipe: dict[str, Any]) -> str:
+    """``'cosine (T 50)'``, ``'step (×0.1 / 10)'``, ``'plateau (×0.5, p 2)'`` or ``'none'``."""
+    sched = recipe.get("scheduler")
+    if not sched:
+        return "none" if recipe else ""
+    kind = str(sched.get("kind", "?"))
+    if kind == "cosine":
+        parts = [f"T {sched['t_max']}"] if sched.get("t_max") is not None else []
+        if sched.get("warmup"):
+            parts.append(f"warm-up {sched['warmup']}")
+    elif kind == "step":
+        parts = [f"×{sched.get('gamma', 0.1):g} / {sched.get('step_size')}"]
+    elif kind == "plateau":
+        parts = [f"×{sched.get('factor', 0.5):g}, p {sched.get('patience')}"]
+    else:
+        parts = []
+    if sched.get("interval") == "step":
+        parts.append("per step")
+    return f"{kind} ({', '.join(parts)})" if parts else kind
+
+
+def loss_text(recipe: dict[str, Any]) -> str:
+    """``'bce+tversky (α 0.3, β 0.7) + vad'``."""
+    loss = recipe.get("loss") or {}
+    if not loss:
+        return ""
+    kind = str(loss.get("kind"))
+    parts = []
+    if kind.endswith("+tversky"):
+        parts.append(f"α {loss.get('alpha'):g}, β {loss.get('beta'):g}")
+    if kind.endswith(("+dice", "+tversky")) and loss.get("weight", 1.0) != 1.0:
+        parts.append(f"×{loss['weight']:g}")
+    if kind == "focal" and loss.get("gamma") is not None:
+        parts.append(f"γ {loss['gamma']:g}")
+    text = f"{kind} ({', '.join(parts)})" if parts else kind
+    vad = recipe.get("vad_loss")
+    if vad:
+        weight = vad.get("weight", 1.0) if isinstance(vad, dict) else 1.0
+        text += " + vad" + (f" ×{weight:g}" if weight != 1.0 else "")
+    return text
+
+
+AUGMENTATIONS = {"impulse_response": "IR", "noise": "noise", "gain": "gain"}
+
+
+def augmentation_text(recipe: dict[str, Any]) -> str:
+    """``'none'``, or the augmentations applied (``'IR+noise'``)."""
+    if not recipe:
+        return ""
+    aug = recipe.get("augmentation")
+    if not aug:
+        return "none"
+    if isinstance(aug, dict):
+        return "+".join(AUGMENTATIONS.get(k, k) for k, v in aug.items() if v) or "none"
+    return str(aug)
+
+
+def epochs_text(run: Run) -> str:
+    ran = len(run.data.get("epochs") or [])
+    planned = run.recipe.get("epochs")
+    if planned is not None and ran != planned:
+        return f"{ran}/{planned}"
+    return str(ran)
+
+
+def best_validation(run: Run) -> tuple[float | None, Any]:
+    best = run.data.get("best_validation") or {}
+    return best.get(DER_KEY), run.data.get("best_epoch")
+
+
+def error_text(run: Run) -> str:
+    error = run.data.get("error") or {}
+    kind, message = error.get("type") or "", (error.get("message") or "").strip()
+    first = message.splitlines()[0] if message else ""
+    return f"{kind}: {first}" if kind and first else kind or first or run.status
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``[('optimizer.lr', '0.0001'), ...]`` for a nested recipe."""
+    if isinstance(data, dict):
+        rows: list[tuple[str, str]] = []
+        for key, value in data.items():
+            rows.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return rows or [(prefix, "{}")]
+    if isinstance(data, list | tuple):
+        return [(prefix, ", ".join(json.dumps(v) for v in data))]
+    return [(prefix, data if isinstance(data, str) else json.dumps(data))]
