@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,25 +76,47 @@ def test_an_unwritable_results_folder_is_one_line_before_training(tmp_path, spli
 
 def test_a_second_process_waits_for_the_first_then_skips(tmp_path, split, cache_dir):
     """Two ``bench run``s of one recipe into one folder both trained, and the second could
-    resume from the first one's live checkpoint."""
+    resume from the first one's live checkpoint. Here this test is the first process: it holds
+    the run's lock while a real second ``bench run`` starts, then records the result."""
+    from filelock import FileLock
+
     recipe = tmp_path / "tiny.py"
-    recipe.write_text(TINY_RECIPE)
-    results = tmp_path / "results"
+    recipe.write_text(ONE_EPOCH)
+    elsewhere = run_recipe(
+        recipe,
+        RunOptions(
+            data=split, results=tmp_path / "a", wandb=False, progress=False, cache_dir=cache_dir
+        ),
+    )
+    results = tmp_path / "b"
+    (results / "runs").mkdir(parents=True)
+    lock = FileLock(str(results / "runs" / f"{elsewhere.stem}.lock"))
     command = [sys.executable, "-m", "bench.cli", "run", str(recipe)]
     command += common(results, cache_dir, split)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 120
-    while not list((results / "runs").glob("*.lock")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    out_first = first.communicate(timeout=300)[0].decode()
-    assert first.returncode == 0 and second.returncode == 0, out_first + second.stdout
-    assert "another bench process is running it; waiting" in second.stdout, second.stdout
-    assert "skipped, another process recorded it" in second.stdout
-    assert "epoch" not in second.stdout  # it never trained
-    assert len(list(results.glob("*.json"))) == 1
-    assert not list((results / "runs").rglob("*-v1.ckpt"))
+    with lock:
+        second = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        watchdog = threading.Timer(300, second.kill)
+        watchdog.start()
+        seen = []
+        for line in second.stdout:
+            seen.append(line)
+            if "waiting for it" in line:
+                break
+        assert "another bench process is running it; waiting" in "".join(seen), seen
+        time.sleep(0.5)
+        assert second.poll() is None  # still waiting on the lock
+        shutil.copy(elsewhere, results / elsewhere.name)  # "the first process" records it
+    rest = second.stdout.read()
+    second.wait()
+    watchdog.cancel()
+    assert second.returncode == 0, "".join(seen) + rest
+    assert "skipped, another process recorded it" in rest
+    assert "epoch" not in "".join(seen) + rest  # it never trained
+    assert [p.name for p in results.glob("*.json")] == [elsewhere.name]
+    assert not [p for p in (results / "runs").iterdir() if p.suffix != ".lock"]
 
 
 def test_forced_rerun_that_fails_keeps_the_good_result(tmp_path, split, cache_dir, monkeypatch):
