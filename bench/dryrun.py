@@ -8,13 +8,14 @@ from pathlib import Path
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from bench.data import Split
-from bench.runner import Reporter, Run, RunOptions, assemble, resolve
+from bench.runner import Reporter, Run, RunOptions, assemble, quiet_known_warnings, resolve
 from bench.training import make_optimizer, make_scheduler
 
 
 def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
     """Build everything a run would (model, optimizer, scheduler, loss, augmentation), through
     the run's own resolve and assemble stages, and describe it without training."""
+    quiet_known_warnings()
     data, demo = split
     run = Run(Path(path), options, data, demo, Reporter(), options.results.resolve())
     resolve(run)
@@ -61,7 +62,12 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         f"training    {recipe.epochs} epochs, gradient clip {recipe.gradient_clip}, early stopping "
         f"patience {recipe.early_stopping_patience}, precision {run.precision}, "
         f"{recipe.num_workers} workers, seed {recipe.seed}, {acc}",
-        f"augmentation {augmentation!r}" if augmentation is not None else "augmentation -",
+        "augmentation "
+        + (
+            ", ".join(f"{type(t).__name__}(p={t.p:g})" for t in augmentation.transforms)
+            if augmentation is not None
+            else "-"
+        ),
         "pipeline    "
         + (
             "off"

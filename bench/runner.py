@@ -279,6 +279,7 @@ class Run:
     resume: RunState | None = None
     logger: Any = None
     initial_test: dict[str, Any] = field(default_factory=dict)
+    initial_validation: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
     fitted: Any = None
     scores: dict[str, Any] = field(default_factory=dict)
@@ -319,7 +320,7 @@ class Run:
             "dataset": self.dataset,
             "seed": recipe.seed if recipe else None,
             "initial_weights": self.init.as_dict() if self.init else None,
-            "initial_validation": self.fitted.initial if self.fitted else None,
+            "initial_validation": self.fitted.initial if self.fitted else self.initial_validation,
             "epochs": self.epochs,
             "started": self.started,
             "wall_time": {k: round(v, 3) for k, v in self.stages.items()},
@@ -469,6 +470,7 @@ def train(run: Run) -> None:
         run.report.epoch(row)
 
     def before_training(initial: dict[str, Any]) -> None:
+        run.initial_validation = initial
         der = "DiarizationErrorRate"
         threshold = initial[f"{der}/Threshold"] if recipe.mode == "multilabel" else None
         run.initial_test.update(
@@ -485,6 +487,7 @@ def train(run: Run) -> None:
 
     if run.resume is not None:
         run.initial_test.update(run.resume.initial_test)
+        run.initial_validation = run.resume.initial_validation
         run.report.say(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}")
     with run.timed("train"):
         run.fitted = fit(
@@ -641,7 +644,10 @@ def record(run: Run) -> Path:
 
 def record_failure(run: Run, error: BaseException) -> Path | None:
     """Record a failed or diverged attempt beside (never over) a good result."""
-    _finish_logger(run, exit_code=1)
+    try:
+        _finish_logger(run, exit_code=1)
+    except Exception as wandb_error:  # the failure matters more than its W&B run
+        run.report.warn(f"could not close the W&B run: {wandb_error}")
     diverged = isinstance(error, FloatingPointError)
     failure = failed_record(error, traceback.format_exc(), diverged, **run.common())
     try:

@@ -184,3 +184,29 @@ def test_runs_differing_only_in_seed_share_a_family(tmp_path):
         for s in (0, 1)
     ]  # fmt: skip
     assert ids[0].digest != ids[1].digest and ids[0].family == ids[1].family
+
+
+def test_the_run_summary_shows_the_primary_metric(tmp_path):
+    """The summary used to show chunk-level DER while the leaderboard ranked full-pipeline DER."""
+    from bench.matrix import summary
+    from bench.results import ok_record
+
+    def record(name: str, chunk: float, pipeline: float | None):
+        identity = RunIdentity(
+            name, "recipe", "h" * 16, "abc", 0, 1, None, 1, 8, "32-true", None, None, "0.1.0"
+        )
+        test = {"chunk": {"DER": chunk}} | ({"pipeline": {"DER": pipeline}} if pipeline else {})
+        return write_record(
+            tmp_path,
+            ok_record(name=name, identity=identity.as_dict(), dataset={"fingerprint": "abc"},
+                      test=test, seed=0),
+        )  # fmt: skip
+
+    both = [record("a", 0.30, 0.20), record("b", 0.40, 0.10)]
+    table, failed = summary(both)
+    headers = [str(column.header) for column in table.columns]
+    assert failed == 0 and "test full-pipeline DER" in headers
+    values = list(table.columns[headers.index("test full-pipeline DER")].cells)
+    assert values == ["0.2000", "0.1000"]
+    table, _ = summary([*both, record("c", 0.5, None)])  # one run without the pipeline
+    assert "test chunk-level DER" in [str(column.header) for column in table.columns]
