@@ -229,3 +229,54 @@ def test_ensure_demo_generates_the_default_split_once_even_when_racing(tmp_path:
     assert ensure_demo(cache) == root  # reused, not regenerated
     assert time.perf_counter() - started < 1.0
     assert (root / "MANIFEST.json").stat().st_mtime_ns == stamp
+
+
+# The default demo split's dataset fingerprint (bench.data.load_folder): the committed gate
+# baseline (leaderboard/baseline/*.json) was run on it, so a machine that generates other bytes
+# gets every gate pair refused. Regenerating it anywhere must give this value.
+DEMO_FINGERPRINT = "068e68d9b1b44588"
+# What no build of numpy may dispatch to when the CPU is restricted (numpy's own list), and
+# glibc's libm/string variants for newer CPUs switched off: a CPU without AVX, AVX2, FMA, AVX-512.
+_OLD_CPU_GLIBC = "glibc.cpu.hwcaps=-AVX512F,-AVX512DQ,-AVX512VL,-AVX512BW,-AVX2,-FMA,-FMA4,-AVX"
+_REGENERATE = """
+import sys
+try:
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+except ImportError:  # numpy 1.x
+    from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+if sys.argv[2] == "old-cpu":
+    assert not any(__cpu_features__.get(f) for f in __cpu_dispatch__), __cpu_features__
+from bench.demo import main
+main([sys.argv[1]])
+"""
+
+
+@pytest.mark.parametrize("cpu", ["this-cpu", "old-cpu"])
+def test_the_default_demo_regenerates_to_the_committed_fingerprint(tmp_path: Path, cpu: str):
+    """A clean process builds the default demo (seed 0, full size) from scratch; "old-cpu" also
+    keeps numpy's SIMD dispatch at its baseline and glibc off its AVX/FMA code paths."""
+    from bench.data import load_folder
+
+    env = _env()
+    if cpu == "old-cpu":
+        try:
+            from numpy._core._multiarray_umath import __cpu_dispatch__
+        except ImportError:  # numpy 1.x
+            from numpy.core._multiarray_umath import __cpu_dispatch__
+        env = _env(
+            NPY_DISABLE_CPU_FEATURES=" ".join(__cpu_dispatch__), GLIBC_TUNABLES=_OLD_CPU_GLIBC
+        )
+    root = tmp_path / "demo"
+    subprocess.run(
+        [sys.executable, "-c", _REGENERATE, str(root), cpu],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    assert verify_demo(root) == []
+    assert load_folder(root).fingerprint == DEMO_FINGERPRINT
+    baseline = REPO / "leaderboard" / "baseline"
+    recorded = {
+        json.loads(p.read_text())["dataset"]["fingerprint"] for p in baseline.glob("*.json")
+    }
+    assert recorded == {DEMO_FINGERPRINT}
