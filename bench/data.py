@@ -12,17 +12,12 @@ Folder layout (pyannote.database conventions)::
 from __future__ import annotations
 
 import hashlib
-import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 from pyannote.core import Annotation, Segment, Timeline
-from pyannote.database.protocol import SpeakerDiarizationProtocol
 
 from bench.hashing import sha256_file
 
@@ -259,80 +254,3 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
             raise DataError(f"{database_yml}: protocol {protocol_name!r} has no {subset} files")
     check_reference_speech(recordings, f"{database_yml}: protocol {protocol_name!r}")
     return Split(protocol_name, recordings, digest.hexdigest()[:16], str(database_yml.resolve()))
-
-
-# pyannote.audio 4.0.7's in-memory crop refuses a chunk that ends exactly at the last sample
-# (``end_sample >= num_samples``); a few trailing zeros let validation chunks reach the file's end.
-GUARD_SAMPLES = 16
-
-
-class AudioCache:
-    """Decodes each audio file once (soundfile, downmix, resample to 16 kHz) into ``.npy`` files
-    keyed by content (plus ``GUARD_SAMPLES`` zeros), memory-mapped on read. No FFmpeg involved."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._keys: dict[str, Path] = {}
-        self._memory: dict[str, torch.Tensor] = {}
-
-    def _path(self, audio: Path) -> Path:
-        key = str(audio)
-        if key not in self._keys:
-            self._keys[key] = self.directory / f"{sha256_file(audio)}.npy"
-        return self._keys[key]
-
-    def prepare(self, audio: Path) -> Path:
-        target = self._path(audio)
-        if target.is_file():
-            return target
-        data, sample_rate = sf.read(str(audio), dtype="float32", always_2d=True)
-        waveform = torch.from_numpy(data.mean(axis=1))
-        if sample_rate != SAMPLE_RATE:
-            import torchaudio.functional as F
-
-            waveform = F.resample(waveform, sample_rate, SAMPLE_RATE)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-        guarded = np.concatenate([waveform.numpy(), np.zeros(GUARD_SAMPLES)]).astype(np.float32)
-        np.save(tmp, guarded)
-        os.replace(tmp, target)
-        return target
-
-    def waveform(self, audio: Path | str) -> torch.Tensor:
-        """(1, time) float32 tensor at 16 kHz."""
-        key = str(audio)
-        if key not in self._memory:
-            array = np.load(self.prepare(Path(audio)), mmap_mode="r")
-            with warnings.catch_warnings():  # read-only memory map: bench never writes to it
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                self._memory[key] = torch.from_numpy(array).unsqueeze(0)
-        return self._memory[key]
-
-
-class BenchProtocol(SpeakerDiarizationProtocol):
-    """pyannote.database protocol over a :class:`Split` (audio as paths, UEM as ``annotated``)."""
-
-    def __init__(self, split: Split):
-        super().__init__()
-        self.split = split
-        self.name = f"bench.SpeakerDiarization.{split.fingerprint}"
-
-    def _iter(self, subset: str) -> Iterator[dict]:
-        for rec in self.split.files(subset):
-            yield {
-                "uri": rec.uri,
-                "database": "bench",
-                "audio": str(rec.audio),
-                "annotation": rec.annotation,
-                "annotated": rec.annotated,
-                "scope": "file",
-            }
-
-    def train_iter(self) -> Iterator[dict]:
-        return self._iter("train")
-
-    def development_iter(self) -> Iterator[dict]:
-        return self._iter("dev")
-
-    def test_iter(self) -> Iterator[dict]:
-        return self._iter("test")

@@ -18,7 +18,8 @@ from pyannote.audio.utils.powerset import Powerset
 from pyannote.audio.utils.signal import Binarize
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
-from bench.data import AudioCache, Recording
+from bench.audio import AudioCache
+from bench.data import Recording
 from bench.scoring import COMPONENTS, ChunkScorer, score, summarize
 
 

@@ -1,4 +1,5 @@
-"""The run identity of a recipe on a split: the resolved recipe plus what its files contain."""
+"""The run identity of a recipe on a split: the resolved recipe, the precision it runs in, and what
+its files contain (torch-free, so a finished run is skipped without importing torch)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,22 @@ def identify(
         augmentation_sha256=augmentation_sha256(recipe, data_root),
         bench_version=bench.__version__,
     )
+
+
+def precision(recipe: Recipe, accelerator: str) -> str:
+    """Lightning precision: "auto" is 32-bit on CPU and 16-bit mixed on GPU.
+
+    Under mixed precision only the model's forward runs in autocast: its final activation, the
+    losses and the validation metrics run in float32 (see :mod:`bench.losses`).
+    """
+    if recipe.precision == "auto":
+        return "16-mixed" if accelerator == "gpu" else "32-true"
+    if recipe.precision == "16-mixed" and accelerator == "cpu":
+        raise ValueError("precision '16-mixed' needs a GPU (use 'bf16-mixed' or '32' on CPU)")
+    if recipe.precision == "bf16-mixed" and accelerator == "gpu":
+        import torch  # only on a GPU: a CPU run resolves its identity without torch
+
+        if not torch.cuda.is_bf16_supported(including_emulation=False):
+            name = torch.cuda.get_device_name(0)
+            raise ValueError(f"precision 'bf16-mixed' needs a GPU with bfloat16 ({name} has none)")
+    return "32-true" if recipe.precision == "32" else recipe.precision

@@ -61,7 +61,8 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from pyannote.pipeline import Optimizer
 from pyannote.pipeline.parameter import ParamDict, Uniform
 
-from bench.data import SAMPLE_RATE, AudioCache, Recording, Split
+from bench.audio import AudioCache
+from bench.data import SAMPLE_RATE, Recording, Split
 from bench.embeddings import DEFAULT_EMBEDDING, resolve_embedding
 from bench.scoring import PRIMARY, VARIANTS, Scorer
 

@@ -16,15 +16,14 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from filelock import FileLock, Timeout
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-from bench.data import AudioCache, BenchProtocol, Split, load_folder, load_protocol
+from bench.data import Split, load_folder, load_protocol
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
     EPOCH_COLUMNS,
@@ -39,6 +38,9 @@ from bench.results import (
     write_json,
     write_record,
 )
+
+if TYPE_CHECKING:
+    from bench.audio import AudioCache
 
 # The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks, fewer
 # epochs, batches divided by a common factor so that recipes differing in batch size stay
@@ -159,7 +161,17 @@ def _plain(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
+# device nodes of NVIDIA (CUDA) and AMD (ROCm) drivers: without any, torch sees no GPU either
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+
+
 def accelerator(device: str) -> str:
+    """``gpu`` or ``cpu``. A machine without GPU device nodes is a CPU one without asking torch,
+    so that a finished run is skipped without importing it."""
+    if device == "cpu" or (device == "auto" and not any(map(os.path.exists, GPU_DEVICE_NODES))):
+        return "cpu"
+    import torch
+
     if device == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
     if device in {"cuda", "gpu"}:
@@ -172,6 +184,8 @@ def accelerator(device: str) -> str:
 
 
 def device_description(acc: str) -> dict[str, Any]:
+    import torch
+
     if acc == "gpu":
         return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
     return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
@@ -336,8 +350,7 @@ def resolve(run: Run) -> None:
     with run.timed("load"):
         run.declared = load_recipe(run.path)
         run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
-    from bench.identity import identify
-    from bench.training import precision
+    from bench.identity import identify, precision
 
     run.acc = accelerator(run.options.device)
     run.precision = precision(run.recipe, run.acc)
@@ -413,8 +426,9 @@ def assemble(run: Run, index_dir: Path | None = None) -> Any:
     and chunk duration, built once for every recipe)."""
     import lightning
 
+    from bench.audio import AudioCache
     from bench.augmentation import build_augmentation
-    from bench.task import BenchDiarization
+    from bench.task import BenchDiarization, BenchProtocol
     from bench.training import prepare_model
 
     recipe, split = run.recipe, run.split

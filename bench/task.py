@@ -4,6 +4,7 @@ audio from bench's decoded cache and logging the reference write-up's per-epoch 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -21,9 +22,11 @@ from pyannote.audio.torchmetrics import (
     SpeakerConfusionRate,
 )
 from pyannote.audio.utils.permutation import permutate
+from pyannote.database.protocol import SpeakerDiarizationProtocol
 from torch_audiomentations.core.transforms_interface import BaseWaveformTransform
 
-from bench.data import SAMPLE_RATE, AudioCache, BenchProtocol
+from bench.audio import AudioCache
+from bench.data import SAMPLE_RATE, Split
 from bench.losses import (
     Float32Activation,
     multilabel_segmentation_loss,
@@ -40,6 +43,35 @@ VALIDATION_METRICS = (
     f"{DER}/Miss",
     f"{DER}/Threshold",
 )
+
+
+class BenchProtocol(SpeakerDiarizationProtocol):
+    """pyannote.database protocol over a :class:`Split` (audio as paths, UEM as ``annotated``)."""
+
+    def __init__(self, split: Split):
+        super().__init__()
+        self.split = split
+        self.name = f"bench.SpeakerDiarization.{split.fingerprint}"
+
+    def _iter(self, subset: str) -> Iterator[dict]:
+        for rec in self.split.files(subset):
+            yield {
+                "uri": rec.uri,
+                "database": "bench",
+                "audio": str(rec.audio),
+                "annotation": rec.annotation,
+                "annotated": rec.annotated,
+                "scope": "file",
+            }
+
+    def train_iter(self) -> Iterator[dict]:
+        return self._iter("train")
+
+    def development_iter(self) -> Iterator[dict]:
+        return self._iter("dev")
+
+    def test_iter(self) -> Iterator[dict]:
+        return self._iter("test")
 
 
 class BenchDiarization(SpeakerDiarization):

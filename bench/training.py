@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pyannote.audio import Model
 
+from bench.identity import precision
 from bench.recipe import Plateau, Recipe, Step
 from bench.results import EPOCH_COLUMNS
 from bench.task import DER, BenchDiarization
@@ -258,26 +259,6 @@ def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         c: float(metrics[c]) if c in metrics else None for c in EPOCH_COLUMNS if "train" not in c
     }
-
-
-def precision(recipe: Recipe, accelerator: str) -> str:
-    """Lightning precision: "auto" is 32-bit on CPU and 16-bit mixed on GPU.
-
-    Under mixed precision only the model's forward runs in autocast: its final activation, the
-    losses and the validation metrics run in float32 (see :mod:`bench.losses`).
-    """
-    if recipe.precision == "auto":
-        return "16-mixed" if accelerator == "gpu" else "32-true"
-    if recipe.precision == "16-mixed" and accelerator == "cpu":
-        raise ValueError("precision '16-mixed' needs a GPU (use 'bf16-mixed' or '32' on CPU)")
-    if (
-        recipe.precision == "bf16-mixed"
-        and accelerator == "gpu"
-        and not torch.cuda.is_bf16_supported(including_emulation=False)
-    ):
-        name = torch.cuda.get_device_name(0)
-        raise ValueError(f"precision 'bf16-mixed' needs a GPU with bfloat16 ({name} has none)")
-    return "32-true" if recipe.precision == "32" else recipe.precision
 
 
 def dataloader_settings(recipe: Recipe, accelerator: str) -> dict[str, Any]:

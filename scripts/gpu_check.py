@@ -307,11 +307,12 @@ def loader_child(args: argparse.Namespace) -> None:
     import lightning
     from lightning.pytorch.callbacks import Callback
 
+    from bench.audio import AudioCache
     from bench.augmentation import build_augmentation
-    from bench.data import AudioCache, BenchProtocol, load_folder
+    from bench.data import load_folder
     from bench.demo import default_cache_dir, ensure_demo
     from bench.recipe import load_recipe
-    from bench.task import BenchDiarization
+    from bench.task import BenchDiarization, BenchProtocol
     from bench.training import fit, precision, prepare_model
 
     class Window(Callback):

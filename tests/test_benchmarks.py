@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from pyannote.core import Segment, SlidingWindow
 
-from bench.data import AudioCache, load_folder
+from bench.audio import AudioCache
+from bench.data import load_folder
 from bench.evaluation import ChunkScorer, chunk_hypothesis, chunk_scores
 from bench.recipe import Pretrained
 from bench.weights import load_initial
@@ -41,3 +42,39 @@ def test_segmentation_inference_real_time_factor(benchmark, sample_split, tmp_pa
     )
     benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / rec.duration
     assert len(outputs) == 3 and outputs[0].shape == (589, 3)  # frames x speakers
+
+
+def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe, cache_dir):
+    """``bench run`` of a run whose result exists, as a fresh process: it must decide without
+    importing torch, lightning or pyannote.audio (they cost ~4 s of the ~4.5 s it used to take)."""
+    import subprocess
+    import sys
+
+    from bench.runner import RunOptions, run_recipe
+
+    results = tmp_path / "results"
+    options = RunOptions(
+        data=sample_split, results=results, epochs=1, wandb=False, progress=False,
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    done = run_recipe(tiny_recipe, options)
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from bench.cli import app\n"
+        f"args = ['run', {str(tiny_recipe)!r}, '--data', {str(sample_split)!r}, '--epochs', '1',"
+        f" '--results', {str(results)!r}, '--cache', {str(cache_dir)!r}, '--no-wandb']\n"
+        "outcome = CliRunner().invoke(app, args)\n"
+        "assert outcome.exit_code == 0, outcome.output\n"
+        "assert 'skipped, its result exists' in outcome.output, outcome.output\n"
+        "heavy = sorted({m for m in sys.modules if m.split('.')[0] in "
+        "{'torch', 'lightning', 'torchaudio'} or m.startswith('pyannote.audio')})\n"
+        "assert not heavy, heavy[:5]\n"
+    )
+
+    def skip() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    outcome = benchmark.pedantic(skip, rounds=3)
+    assert outcome.returncode == 0, outcome.stderr
+    assert done.is_file()

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from conftest import SAMPLE_RTTM, SAMPLE_WAV
 
-from bench.data import GUARD_SAMPLES, AudioCache, DataError, load_folder, load_protocol
+from bench.audio import GUARD_SAMPLES, AudioCache
+from bench.data import DataError, load_folder, load_protocol
 
 
 def test_loads_sample_split(sample_split):

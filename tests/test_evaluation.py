@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from pyannote.core import Annotation, Segment, SlidingWindow, Timeline
 
-from bench.data import AudioCache, load_folder
+from bench.audio import AudioCache
+from bench.data import load_folder
 from bench.evaluation import ChunkScorer, chunk_hypothesis, evaluate_chunks, score
 from bench.recipe import Pretrained
 from bench.weights import load_initial

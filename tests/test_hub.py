@@ -354,9 +354,10 @@ def test_dry_run_by_hub_id_with_hf_home_and_offline(hf_home, sample_split, tmp_p
 
 
 def test_the_result_records_the_revision(offline_hub, sample_split, tmp_path):
-    from bench.data import AudioCache, BenchProtocol, load_folder
+    from bench.audio import AudioCache
+    from bench.data import load_folder
     from bench.recipe import Loss, Recipe
-    from bench.task import BenchDiarization
+    from bench.task import BenchDiarization, BenchProtocol
     from bench.training import prepare_model
 
     recipe = Recipe(

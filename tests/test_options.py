@@ -11,9 +11,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typer.testing import CliRunner
 
+from bench.audio import AudioCache
 from bench.augmentation import AugmentationError, build_augmentation
 from bench.cli import app
-from bench.data import AudioCache, BenchProtocol, load_folder
+from bench.data import load_folder
 from bench.demo import generate_demo
 from bench.recipe import (
     Augmentation,
@@ -29,7 +30,7 @@ from bench.recipe import (
     Step,
     VadLoss,
 )
-from bench.task import DER, BenchDiarization
+from bench.task import DER, BenchDiarization, BenchProtocol
 from bench.training import dataloader_settings, fit, precision, prepare_model
 
 ROOT = Path(__file__).resolve().parents[1]

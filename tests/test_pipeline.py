@@ -16,7 +16,8 @@ from pyannote.audio.models.segmentation import PyanNet
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, Timeline
 
-from bench.data import AudioCache, Split, load_folder
+from bench.audio import AudioCache
+from bench.data import Split, load_folder
 from bench.embeddings import resolve_embedding
 from bench.evaluation import score
 from bench.pipeline import (

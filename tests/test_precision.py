@@ -23,11 +23,12 @@ from pyannote.audio.utils.powerset import Powerset
 from torch.overrides import TorchFunctionMode
 from typer.testing import CliRunner
 
+from bench.audio import AudioCache
 from bench.cli import app
-from bench.data import AudioCache, BenchProtocol, load_folder
+from bench.data import load_folder
 from bench.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
 from bench.recipe import Loss, Optimizer, Recipe, Scratch, VadLoss, load_recipe
-from bench.task import DER, BenchDiarization
+from bench.task import DER, BenchDiarization, BenchProtocol
 from bench.training import fit, precision, prepare_model
 
 ROOT = Path(__file__).resolve().parents[1]

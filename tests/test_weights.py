@@ -7,9 +7,10 @@ import pytest
 import torch
 from pyannote.audio.core.task import Problem
 
-from bench.data import AudioCache, BenchProtocol, load_folder
+from bench.audio import AudioCache
+from bench.data import load_folder
 from bench.recipe import Optimizer, Pretrained, Recipe, Scratch
-from bench.task import BenchDiarization
+from bench.task import BenchDiarization, BenchProtocol
 from bench.training import prepare_model
 from bench.weights import (
     SEGMENTATION_3_0_SHA256,
