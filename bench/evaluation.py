@@ -20,7 +20,7 @@ from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeatu
 
 from bench.audio import AudioCache
 from bench.data import Recording
-from bench.scoring import COMPONENTS, ChunkScorer, score, summarize
+from bench.scoring import ChunkScorer
 
 
 def chunk_hypothesis(
@@ -89,14 +89,3 @@ def evaluate_chunks(
     report["threshold"] = threshold
     report["chunk_duration"] = duration
     return report
-
-
-__all__ = [
-    "COMPONENTS",
-    "ChunkScorer",
-    "chunk_hypothesis",
-    "chunk_scores",
-    "evaluate_chunks",
-    "score",
-    "summarize",
-]

@@ -64,7 +64,7 @@ from pyannote.pipeline.parameter import ParamDict, Uniform
 from bench.audio import AudioCache
 from bench.data import SAMPLE_RATE, Recording, Split
 from bench.embeddings import DEFAULT_EMBEDDING, resolve_embedding
-from bench.scoring import PRIMARY, VARIANTS, Scorer
+from bench.scoring import PRIMARY, Scorer
 
 SEGMENTATION_STEP = 0.1  # ratio of the segmentation window (pyannote's default)
 CLUSTERING_METHOD = "centroid"
@@ -539,17 +539,3 @@ def single_speaker_hypothesis(reference: Annotation, label: str = "speaker") -> 
     for segment in reference.get_timeline().support():
         hypothesis[segment] = label
     return hypothesis
-
-
-__all__ = [
-    "PRIMARY",
-    "VARIANTS",
-    "BenchSpeakerDiarization",
-    "Scorer",
-    "StepTimer",
-    "apply_to_test",
-    "evaluate_pipeline",
-    "pipeline_file",
-    "single_speaker_hypothesis",
-    "tune",
-]

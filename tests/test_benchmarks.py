@@ -10,8 +10,9 @@ from pyannote.core import Segment, SlidingWindow
 
 from bench.audio import AudioCache
 from bench.data import load_folder
-from bench.evaluation import ChunkScorer, chunk_hypothesis, chunk_scores
+from bench.evaluation import chunk_hypothesis, chunk_scores
 from bench.recipe import Pretrained
+from bench.scoring import ChunkScorer
 from bench.weights import load_initial
 
 

@@ -10,8 +10,9 @@ from pyannote.core import Annotation, Segment, SlidingWindow, Timeline
 
 from bench.audio import AudioCache
 from bench.data import load_folder
-from bench.evaluation import ChunkScorer, chunk_hypothesis, evaluate_chunks, score
+from bench.evaluation import chunk_hypothesis, evaluate_chunks
 from bench.recipe import Pretrained
+from bench.scoring import ChunkScorer, score
 from bench.weights import load_initial
 
 
