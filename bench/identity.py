@@ -8,7 +8,8 @@ from pathlib import Path
 
 import bench
 from bench.hashing import sha256_file
-from bench.recipe import Pretrained, Recipe
+from bench.hub import CHECKPOINT_FILE, local_file
+from bench.recipe import Pretrained, Recipe, data_path
 from bench.results import RunIdentity
 
 
@@ -24,10 +25,8 @@ def init_sha256(recipe: Recipe) -> str | None:
     """Content hash of a local initial checkpoint (a hub id is covered by id and revision)."""
     if not isinstance(recipe.model, Pretrained):
         return None
-    path = Path(recipe.model.id).expanduser()
-    if path.is_dir():
-        path = path / "pytorch_model.bin"
-    return sha256_file(path) if path.is_file() else None
+    file = local_file(recipe.model.id, CHECKPOINT_FILE)
+    return sha256_file(file) if file is not None and file.is_file() else None
 
 
 def augmentation_sha256(recipe: Recipe, data_root: Path | None) -> str | None:
@@ -39,9 +38,7 @@ def augmentation_sha256(recipe: Recipe, data_root: Path | None) -> str | None:
     for part in (spec.noise, spec.impulse_response):
         if part is None:
             continue
-        folder = Path(part.path).expanduser()
-        if not folder.is_absolute() and data_root is not None:
-            folder = data_root / folder
+        folder = data_path(part.path, data_root)
         digest.update(tree_sha256(folder).encode() if folder.is_dir() else b"missing")
     return digest.hexdigest()[:16]
 

@@ -166,6 +166,12 @@ class BackgroundNoise(_Strict):
         return self
 
 
+def data_path(path: str, data_root: Path | None) -> Path:
+    """A path a recipe names: ``~`` expanded, a relative path taken in the dataset folder."""
+    folder = Path(path).expanduser()
+    return data_root / folder if data_root is not None and not folder.is_absolute() else folder
+
+
 class ImpulseResponse(_Strict):
     """Convolve with a random impulse response from the audio files under ``path``."""
 

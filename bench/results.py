@@ -416,10 +416,7 @@ def write_record(folder: Path, record: Record) -> Path:
     clean["non_finite"] = sorted(set(data.get("non_finite") or []) | set(where))
     identity = identity_of(clean)
     stem = record_stem(identity, record.name, record.dataset.get("fingerprint", "unknown"))
-    path = atomic_write_text(
-        record_path(folder, stem, record.status),
-        json.dumps(clean, indent=2, allow_nan=False) + "\n",
-    )
+    path = write_json(record_path(folder, stem, record.status), clean)
     if record.status == "ok":
         for status in ("failed", "diverged"):
             record_path(folder, stem, status).unlink(missing_ok=True)

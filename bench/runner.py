@@ -26,6 +26,7 @@ from rich.markup import escape
 from bench.data import Split, load_folder, load_protocol
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
+    DER_KEY,
     EPOCH_COLUMNS,
     ResultError,
     RunIdentity,
@@ -213,7 +214,7 @@ class Reporter:
         self.console.print(f"result: {escape(str(path))}", highlight=False)
 
     def epoch(self, row: dict[str, Any]) -> None:
-        der = "DiarizationErrorRate"
+        der = DER_KEY
         self.say(
             f"epoch {row['epoch']:>3}  DER {_fmt(row[der])}  Conf {_fmt(row[f'{der}/Confusion'])}  "
             f"FA {_fmt(row[f'{der}/FalseAlarm'])}  Miss {_fmt(row[f'{der}/Miss'])}  "
@@ -485,7 +486,7 @@ def train(run: Run) -> None:
 
     def before_training(initial: dict[str, Any]) -> None:
         run.initial_validation = initial
-        der = "DiarizationErrorRate"
+        der = DER_KEY
         threshold = initial[f"{der}/Threshold"] if recipe.mode == "multilabel" else None
         run.initial_test.update(
             evaluate_chunks(
@@ -542,7 +543,7 @@ def evaluate(run: Run) -> None:
     fitted, recipe = run.fitted, run.recipe
     best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
     chosen = best or fitted.initial  # epochs=0: the initial weights are the ones evaluated
-    threshold = chosen["DiarizationErrorRate/Threshold"] if recipe.mode == "multilabel" else None
+    threshold = chosen[f"{DER_KEY}/Threshold"] if recipe.mode == "multilabel" else None
     with run.timed("test"):
         test = evaluate_chunks(
             run.model, run.split.files("test"), run.audio, recipe.duration, threshold

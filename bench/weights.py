@@ -137,7 +137,7 @@ def load_initial(spec: Scratch | Pretrained) -> tuple[Model, Source]:
     try:
         found = hub.resolve(
             spec.id,
-            filename="pytorch_model.bin",
+            filename=hub.CHECKPOINT_FILE,
             field="model.id",
             revision=spec.revision,
             revision_field="model.revision",
