@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bench.cli_data import app as data_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)
 
 
