@@ -288,6 +288,11 @@ def log_fbank(waveform: torch.Tensor) -> torch.Tensor:
     )
 
 
+def num_frames(num_samples: int) -> int:
+    """Frames :func:`log_fbank` gives for ``num_samples`` samples (Kaldi's ``snip_edges``)."""
+    return 0 if num_samples < FRAME_LENGTH else 1 + (num_samples - FRAME_LENGTH) // FRAME_SHIFT
+
+
 def features(waveform: torch.Tensor) -> torch.Tensor:
     """3D-Speaker's ``FBank(80, 16000, mean_nor=True)``: (num_samples,) -> (frames, 80)."""
     feats = log_fbank(waveform)

@@ -73,11 +73,18 @@ def run(
     tune_trials: Annotated[
         str | None, typer.Option(help="Pipeline tuning trials per stage on dev, e.g. 10,10.")
     ] = None,
+    also_test: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also score the tuned pipeline on this split's test files (a dataset folder, "
+            "or demo-ood); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Train each recipe on the fixed split, evaluate on test, write one result per run."""
     from bench.data import DataError
     from bench.recipe import RecipeError, discover
-    from bench.runner import RunOptions, check_writable, resolve_split
+    from bench.runner import RunOptions, check_writable, extra_splits, resolve_split
 
     try:
         trials = None if tune_trials is None else tuple(int(t) for t in tune_trials.split(","))
@@ -105,6 +112,7 @@ def run(
         tune_trials=trials,
         devices=devices,
         strategy=strategy,
+        also_test=tuple(also_test or ()),
     )
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]
@@ -117,6 +125,7 @@ def run(
         if not dry_run:
             check_writable(results)
         split = resolve_split(options)  # prepared once, shared by every recipe
+        extra_splits(options, split[0])  # bad --also-test splits fail before anything trains
     except (DataError, ValueError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
@@ -219,6 +228,59 @@ def recipe_summary(r) -> list[str]:
 
 
 @app.command()
+def score(
+    hyp: Annotated[
+        Path, typer.Option(help="The system's RTTM: one file (any URIs) or a folder of .rttm.")
+    ],
+    name: Annotated[str, typer.Option(help="The system's name on the leaderboard.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Dataset folder (train/dev/test lists) or database.yml; default: demo."),
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="pyannote.database protocol name (with a database.yml).")
+    ] = None,
+    results: Annotated[Path, typer.Option(help="Folder for result JSON files.")] = Path("results"),
+    about: Annotated[str | None, typer.Option(help="What the system is: a text or a URL.")] = None,
+    missing_as_empty: Annotated[
+        bool,
+        typer.Option("--missing-as-empty", help="Score test files without hypothesis as empty."),
+    ] = False,
+    cache: Annotated[
+        Path | None, typer.Option(help="Cache folder (demo data); $BENCH_CACHE.")
+    ] = None,
+) -> None:
+    """Score another system's diarization on the split's test set, with the metrics and collars
+    of a bench run, and record it (kind "external") for the leaderboard."""
+    import re
+
+    from bench.data import DataError
+    from bench.runner import Reporter, RunOptions, check_writable, resolve_split
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        console.print(f"[red]error:[/] --name {escape(name)!r}: use letters, digits and _.+-")
+        raise typer.Exit(2)
+    try:
+        check_writable(results)
+        split, _ = resolve_split(RunOptions(data=data, protocol=protocol, cache_dir=cache))
+        from bench.external import score_system, write_outputs
+        from bench.results import write_record
+
+        record, texts = score_system(split, hyp, name, about, missing_as_empty)
+    except (DataError, ValueError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from None
+    write_outputs(results, record, texts)
+    path = write_record(results, record)
+    Reporter(console).scores(f"{name} on {split.name} test", record.test["pipeline"])
+    if record.outputs["missing_as_empty"]:
+        console.print(
+            f"[yellow]scored as empty:[/] {len(record.outputs['missing_as_empty'])} file(s)"
+        )
+    console.print(f"result: {path}", markup=False, highlight=False)
+
+
+@app.command()
 def leaderboard(
     results: Annotated[Path, typer.Option(help="Folder of result JSON files.")] = Path("results"),
     out: Annotated[
@@ -257,7 +319,7 @@ def gate(
         "results"
     ),
     max_increase: Annotated[
-        float, typer.Option(min=0.0, help="Tolerated absolute DER increase.")
+        float, typer.Option(min=0.0, help="Tolerated absolute increase of the metric.")
     ] = 0.005,
     confidence: Annotated[
         float, typer.Option(min=0.5, max=0.999, help="Paired-bootstrap confidence.")
@@ -266,10 +328,14 @@ def gate(
     update_baseline: Annotated[
         bool, typer.Option("--update-baseline", help="Copy the candidate into the baseline.")
     ] = False,
+    metric: Annotated[
+        str,
+        typer.Option(help="der (the primary metric) or jer (full-pipeline JER, every result)."),
+    ] = "der",
 ) -> None:
-    """Fail (exit 1) when a recipe's test DER regresses significantly against the baseline (or
-    its candidate run failed); exit 2 when the results are not comparable. The markdown report
-    is always written, refusals included."""
+    """Fail (exit 1) when a recipe's test DER (or JER) regresses significantly against the
+    baseline (or its candidate run failed); exit 2 when the results are not comparable. The
+    markdown report is always written, refusals included."""
     from bench import gate as gating
     from bench.results import atomic_write_text
 
@@ -279,10 +345,10 @@ def gate(
             for path in gating.update_baseline(candidate, baseline):
                 console.print(f"baseline: {path}", markup=False)
             return
-        verdicts = gating.compare(baseline, candidate, max_increase, confidence)
+        verdicts = gating.compare(baseline, candidate, max_increase, confidence, metric)
     except gating.GateError as failure:
         error = str(failure)
-    report = gating.markdown(verdicts, max_increase, confidence, error)
+    report = gating.markdown(verdicts, max_increase, confidence, error, metric)
     if markdown is not None:
         atomic_write_text(markdown, report)
     print(report, end="")

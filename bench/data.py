@@ -24,6 +24,20 @@ from bench.hashing import sha256_file
 SAMPLE_RATE = 16000
 SUBSETS = ("train", "dev", "test")
 
+AUDIO_END_TOLERANCE = 0.1
+"""Seconds a UEM region may run past the end of its audio and be cropped to it: UEM ends are
+often written from a nominal or rounded duration, and decoding, resampling or MP3 padding shifts
+an audio file's length by a few milliseconds. Further than that, the audio is truncated (or the
+UEM is another file's), and cropping would silently drop reference speech from scoring."""
+
+RTTM_OTHER_TYPES = frozenset(
+    {"SEGMENT", "NOSCORE", "NO_RT_METADATA", "LEXEME", "NON-LEX", "NON-SPEECH", "FILLER"}
+    | {"EDIT", "IP", "SU", "CB", "A/P", "SPKR-INFO"}
+)
+"""RTTM record types other than SPEAKER (NIST RT-09 evaluation plan, appendix A, as md-eval-v21
+reads them, case-insensitively): read past. Any other type, such as the typo ``SPEKER``, is
+refused rather than skipped, since skipping it would silently drop reference turns."""
+
 
 class DataError(ValueError):
     """A dataset that cannot be used, with the file (and line) at fault."""
@@ -39,6 +53,22 @@ class Recording:
     annotation: Annotation = field(compare=False)
     annotated: Timeline = field(compare=False)
     duration: float
+    sha256: str = field(default="", compare=False, repr=False)
+    """Content hash of the audio file (the one the fingerprint uses)."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One SPEAKER record of an RTTM file, with its line number."""
+
+    line: int
+    start: float
+    duration: float
+    speaker: str
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
 
 
 @dataclass
@@ -70,13 +100,38 @@ class Split:
         }
 
 
+def folder_paths(root: Path, subset: str, uri: str) -> tuple[Path, Path, Path]:
+    """The wav, RTTM and UEM paths of ``uri`` in a dataset folder (the UEM may not exist)."""
+    folder = root / subset
+    return (
+        folder / "wav" / f"{uri}.wav",
+        folder / "rttm" / f"{uri}.rttm",
+        folder / "uem" / f"{uri}.uem",
+    )
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file (a leading byte-order mark dropped); other bytes are refused
+    with the file and line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff").splitlines()
+
+
 def read_list(path: Path) -> list[str]:
     """URIs of a list file, one a line; blank lines ignored, duplicates refused."""
     if not path.is_file():
         raise DataError(f"{path}: missing list file")
     uris: list[str] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_lines(path), start=1):
         uri = raw.strip()
         if not uri:
             continue
@@ -101,37 +156,87 @@ def _float(value: str, path: Path, number: int, what: str) -> float:
     return result
 
 
-def read_rttm(path: Path, uri: str) -> Annotation:
-    """Speaker turns of ``uri`` from an RTTM file (``SPEAKER uri 1 start dur <NA> <NA> spk``)."""
-    if not path.is_file():
-        raise DataError(f"{path}: missing RTTM file for {uri!r}")
-    annotation = Annotation(uri=uri)
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+def speaker_records(path: Path) -> list[tuple[str, Turn]]:
+    """The URI and turn of each SPEAKER record of an RTTM file, zero durations included; the
+    other RTTM types are read past, unknown types refused."""
+    records: list[tuple[str, Turn]] = []
+    for number, raw in enumerate(read_lines(path), start=1):
         fields = raw.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
-        if fields[0] != "SPEAKER":
+        kind = fields[0].upper()
+        if kind in RTTM_OTHER_TYPES:
             continue
+        if kind != "SPEAKER":
+            raise DataError(
+                f"{path}:{number}: unknown RTTM type {fields[0]!r} (expected SPEAKER, or one of "
+                f"{', '.join(sorted(RTTM_OTHER_TYPES))}, which are ignored)"
+            )
         if len(fields) < 8:
             raise DataError(
                 f"{path}:{number}: expected at least 8 fields "
                 "(SPEAKER uri channel start duration <NA> <NA> speaker), "
                 f"got {len(fields)}"
             )
-        if fields[1] != uri:
-            raise DataError(f"{path}:{number}: URI {fields[1]!r} does not match file {uri!r}")
         start = _float(fields[3], path, number, "start")
         duration = _float(fields[4], path, number, "duration")
-        if duration > 0:
-            segment = Segment(start, start + duration)
-            annotation[segment, annotation.new_track(segment)] = fields[7]
+        records.append((fields[1], Turn(number, start, duration, fields[7])))
+    return records
+
+
+def _annotation(uri: str, turns: list[Turn]) -> Annotation:
+    """The turns as an annotation; turns of zero duration are left out."""
+    annotation = Annotation(uri=uri)
+    for turn in turns:
+        if turn.duration > 0:
+            segment = Segment(turn.start, turn.end)
+            annotation[segment, annotation.new_track(segment)] = turn.speaker
     return annotation
 
 
-def read_uem(path: Path, uri: str) -> Timeline:
-    """Annotated regions of ``uri`` from a UEM file (``uri channel start end``)."""
+def read_turns(path: Path, uri: str) -> list[Turn]:
+    """SPEAKER records of the RTTM file of ``uri`` (``SPEAKER uri 1 start dur <NA> <NA> spk``),
+    zero durations included; a record of another URI is refused."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing RTTM file for {uri!r}")
+    turns = []
+    for record_uri, turn in speaker_records(path):
+        if record_uri != uri:
+            raise DataError(f"{path}:{turn.line}: URI {record_uri!r} does not match file {uri!r}")
+        turns.append(turn)
+    return turns
+
+
+def read_rttm(path: Path, uri: str) -> Annotation:
+    """Speaker turns of ``uri`` from its RTTM file; turns of zero duration are left out."""
+    return _annotation(uri, read_turns(path, uri))
+
+
+def read_rttm_all(path: Path) -> dict[str, Annotation]:
+    """Speaker turns of every URI of an RTTM file (a system's output for many files, say)."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing RTTM file")
+    by_uri: dict[str, list[Turn]] = {}
+    for uri, turn in speaker_records(path):
+        by_uri.setdefault(uri, []).append(turn)
+    return {uri: _annotation(uri, turns) for uri, turns in by_uri.items()}
+
+
+def check_within_audio(end: float, duration: float, where: str) -> None:
+    """Refuse annotated time ending more than :data:`AUDIO_END_TOLERANCE` after the audio."""
+    if end > duration + AUDIO_END_TOLERANCE:
+        raise DataError(
+            f"{where}: annotated region ends at {end:.3f} s, beyond the end of the audio "
+            f"({duration:.3f} s) by more than {AUDIO_END_TOLERANCE} s: the audio is truncated "
+            "or the UEM belongs to another file"
+        )
+
+
+def read_uem(path: Path, uri: str, duration: float | None = None) -> Timeline:
+    """Annotated regions of ``uri`` from a UEM file (``uri channel start end``); with the audio's
+    ``duration``, a region running past its end is refused (see :func:`check_within_audio`)."""
     regions = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_lines(path), start=1):
         fields = raw.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
@@ -143,6 +248,8 @@ def read_uem(path: Path, uri: str) -> Timeline:
         end = _float(fields[3], path, number, "end")
         if end <= start:
             raise DataError(f"{path}:{number}: end {end} is not after start {start}")
+        if duration is not None:
+            check_within_audio(end, duration, f"{path}:{number}")
         regions.append(Segment(start, end))
     if not regions:
         raise DataError(f"{path}: no annotated region")
@@ -154,6 +261,8 @@ def audio_duration(path: Path) -> float:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:
         raise DataError(f"{path}: cannot read audio: {error}") from None
+    if info.frames == 0:
+        raise DataError(f"{path}: audio has no samples (0 frames)")
     return info.frames / info.samplerate
 
 
@@ -177,6 +286,18 @@ def check_reference_speech(recordings: dict[str, list[Recording]], where: str) -
             )
 
 
+def check_no_leak(first: dict[str, Recording], recording: Recording) -> None:
+    """Refuse audio found byte for byte in two subsets (a test file seen in training, say);
+    ``first`` maps each audio hash to the first recording that had it. Twice within one subset
+    is left to ``bench data check``, which warns."""
+    other = first.setdefault(recording.sha256, recording)
+    if other.subset != recording.subset:
+        raise DataError(
+            f"{recording.audio}: same audio as {other.audio} ({recording.subset} and "
+            f"{other.subset} subsets): a recording must not leak from one subset into another"
+        )
+
+
 def load_folder(root: str | Path) -> Split:
     """Read and validate a dataset folder; fingerprint its lists, RTTM, UEM and audio."""
     if not Path(root).is_dir():
@@ -185,6 +306,7 @@ def load_folder(root: str | Path) -> Split:
     recordings: dict[str, list[Recording]] = {}
     digest = hashlib.sha256()
     owner: dict[str, str] = {}
+    audio_owner: dict[str, Recording] = {}
     for subset in SUBSETS:
         list_path = root / f"{subset}.txt"
         uris = read_list(list_path)
@@ -194,15 +316,15 @@ def load_folder(root: str | Path) -> Split:
             if uri in owner:
                 raise DataError(f"{list_path}: URI {uri!r} is also in {owner[uri]}.txt")
             owner[uri] = subset
-            wav = root / subset / "wav" / f"{uri}.wav"
+            wav, rttm, uem = folder_paths(root, subset, uri)
             if not wav.is_file():
                 raise DataError(f"{wav}: missing audio for {uri!r} (listed in {list_path})")
-            rttm = root / subset / "rttm" / f"{uri}.rttm"
             annotation = read_rttm(rttm, uri)
             duration = audio_duration(wav)
-            uem = root / subset / "uem" / f"{uri}.uem"
             if uem.is_file():
-                annotated = read_uem(uem, uri).crop(Segment(0.0, duration), mode="intersection")
+                annotated = read_uem(uem, uri, duration).crop(
+                    Segment(0.0, duration), mode="intersection"
+                )
                 if not annotated:
                     raise DataError(
                         f"{uem}: annotated regions lie outside the audio ({duration:.3f} s)"
@@ -211,11 +333,12 @@ def load_folder(root: str | Path) -> Split:
             else:
                 annotated = Timeline([Segment(0.0, duration)], uri=uri)
                 uem_hash = "whole-file"
-            digest.update(
-                f"{subset}:{uri}:{sha256_file(wav)}:{sha256_file(rttm)}:{uem_hash}\n".encode()
-            )
+            wav_hash = sha256_file(wav)
+            digest.update(f"{subset}:{uri}:{wav_hash}:{sha256_file(rttm)}:{uem_hash}\n".encode())
             annotation = annotation.crop(annotated, mode="intersection")
-            recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
+            recording = Recording(uri, subset, wav, annotation, annotated, duration, wav_hash)
+            check_no_leak(audio_owner, recording)
+            recordings[subset].append(recording)
         if subset in SCORED_SUBSETS:
             check_reference_speech({subset: recordings[subset]}, str(list_path))
     return Split(root.name, recordings, digest.hexdigest()[:16], str(root.resolve()))
@@ -235,8 +358,10 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
         )
     except Exception as error:
         raise DataError(f"{database_yml}: protocol {protocol_name!r}: {error}") from None
+    where = f"{database_yml}: protocol {protocol_name!r}"
     digest = hashlib.sha256(f"protocol:{protocol_name}\n".encode())
     recordings: dict[str, list[Recording]] = {}
+    audio_owner: dict[str, Recording] = {}
     for subset, method in zip(SUBSETS, ("train", "development", "test"), strict=True):
         recordings[subset] = []
         for file in getattr(protocol, method)():
@@ -244,13 +369,25 @@ def load_protocol(database_yml: str | Path, protocol_name: str) -> Split:
             wav = Path(file["audio"])
             duration = audio_duration(wav)
             annotated = file.get("annotated") or Timeline([Segment(0, duration)], uri=uri)
+            check_within_audio(annotated.extent().end, duration, f"{where}: {uri!r} ({wav})")
             annotation = file["annotation"].crop(annotated, mode="intersection")
+            wav_hash = sha256_file(wav)
             digest.update(
-                f"{subset}:{uri}:{sha256_file(wav)}:{annotation.to_rttm()}:"
-                f"{annotated.to_uem()}\n".encode()
+                f"{subset}:{uri}:{wav_hash}:{annotation.to_rttm()}:{annotated.to_uem()}\n".encode()
             )
-            recordings[subset].append(Recording(uri, subset, wav, annotation, annotated, duration))
+            recording = Recording(uri, subset, wav, annotation, annotated, duration, wav_hash)
+            check_no_leak(audio_owner, recording)
+            recordings[subset].append(recording)
         if not recordings[subset]:
-            raise DataError(f"{database_yml}: protocol {protocol_name!r} has no {subset} files")
-    check_reference_speech(recordings, f"{database_yml}: protocol {protocol_name!r}")
+            raise DataError(f"{where} has no {subset} files")
+    check_reference_speech(recordings, where)
     return Split(protocol_name, recordings, digest.hexdigest()[:16], str(database_yml.resolve()))
+
+
+def load_split(data: Path, protocol: str | None = None) -> Split:
+    """The split of a dataset folder, or of a database.yml with a protocol name."""
+    if protocol is not None:
+        return load_protocol(data, protocol)
+    if Path(data).suffix in {".yml", ".yaml"}:
+        raise DataError(f"{data}: a database.yml needs --protocol NAME")
+    return load_folder(data)

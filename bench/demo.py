@@ -30,7 +30,16 @@ utterance). The private copy keeps this independent of any other user of libespe
 process; if it is still loaded after ``dlclose`` (unload refused), the next utterance loads a
 new copy instead. An utterance is thus a pure function of (voice, parameters, text).
 
-Run ``python -m bench.demo [ROOT] [--seed N]`` to build one (default: the cached demo split).
+The out-of-domain (OOD) demo split (:func:`ensure_ood_demo`) is a second, much smaller split in
+the same layout (1/1/4 files of 30 s, no ``noise/`` or ``ir/``) for checks that need data unlike
+the demo's, e.g. forgetting: other voices (espeak variants, pitches and rates that the demo never
+uses), other noise (distant Spanish babble over white-to-light-pink hiss at a lower SNR) and, in
+every file, a guest speaking another language (Japanese ``ja`` or Scottish English
+``en-gb-scotland``) with Korean office-meeting speakers. Its own version, seed and random streams
+leave the demo split untouched.
+
+Run ``python -m bench.demo [ROOT] [--seed N]`` to build one (default: the cached demo split), and
+``python -m bench.demo [ROOT] --ood`` for the OOD split.
 """
 
 from __future__ import annotations
@@ -73,6 +82,13 @@ ESPEAK_RATE = 22050  # libespeak-ng's native output rate
 _UP, _DOWN = 320, 441  # 22050 Hz * 320 / 441 = 16000 Hz
 _TRIM_DB = -45.0  # frames this far below an utterance's loudest frame count as silence
 _UTTERANCE_RMS = 0.1  # every trimmed utterance is normalised to this RMS before mixing
+
+OOD_VERSION = 1
+OOD_SEED = 1
+OOD_SIZES: Mapping[str, int] = {"train": 1, "dev": 1, "test": 4}  # only its test files are used
+OOD_SNR_DB = (10.0, 16.0)  # background level of the OOD split, drawn per file
+OOD_BABBLE_RATE = 1.2  # crowd utterances per second of OOD background
+OOD_BABBLE_CUTOFF = 1500.0  # Hz: the crowd is distant, its high frequencies are damped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +185,104 @@ SENTENCES: tuple[tuple[str, str], ...] = (
     ("en-us", "Wait, what did you say?"),
     ("en-us", "Let's grab some coffee later."),
 )
+
+
+@dataclass(frozen=True)
+class OodSpeaker(Speaker):
+    """A voice of the OOD split, speaking one language: the sentences ``OOD_SENTENCES[lang]``."""
+
+    lang: str = "ko"
+
+    @property
+    def espeak_voice(self) -> str:
+        """The espeak voice name, e.g. ``ja+m8``."""
+        return self.voice(self.lang)
+
+
+OOD_HOSTS: tuple[OodSpeaker, ...] = (
+    OodSpeaker("ood01", "m4", 44, 50, 168),
+    OodSpeaker("ood02", "klatt3", 58, 45, 190),
+    OodSpeaker("ood03", "Annie", 48, 60, 172),
+    OodSpeaker("ood04", "aunty", 38, 35, 150),
+)
+"""Korean speakers of the OOD split: variants, pitches and rates that the demo split never uses."""
+
+OOD_GUESTS: tuple[OodSpeaker, ...] = (
+    OodSpeaker("ood05", "m8", 52, 60, 160, lang="ja"),
+    OodSpeaker("ood06", "belinda", 55, 70, 178, lang="en-gb-scotland"),
+)
+"""Other-language speakers of the OOD split: one of them joins every OOD conversation."""
+
+OOD_SPEAKERS: tuple[OodSpeaker, ...] = OOD_HOSTS + OOD_GUESTS
+
+OOD_CROWD: tuple[OodSpeaker, ...] = (
+    OodSpeaker("crowd1", "klatt", 45, 50, 180, lang="es"),
+    OodSpeaker("crowd2", "linda", 50, 55, 175, lang="es"),
+    OodSpeaker("crowd3", "adam", 40, 45, 185, lang="es"),
+)
+"""The distant crowd of the OOD background noise (never annotated)."""
+
+OOD_LANGUAGES: Mapping[str, str] = {
+    "ko": "Korean",
+    "ja": "Japanese",
+    "en-gb-scotland": "Scottish English",
+    "es": "Spanish",
+}
+
+OOD_SENTENCES: Mapping[str, tuple[str, ...]] = {
+    "ko": (  # an office meeting
+        "자, 그럼 회의를 시작하겠습니다.",
+        "지난주에 말씀드린 자료 보셨어요?",
+        "이 부분은 다시 한번 확인해 볼게요.",
+        "예산이 조금 부족할 것 같은데요.",
+        "다음 일정은 언제로 잡을까요?",
+        "저도 그 의견에 동의합니다.",
+        "발표 자료는 제가 준비하겠습니다.",
+        "혹시 질문 있으신 분 계세요?",
+        "오늘 회의는 여기까지 하겠습니다.",
+        "고객 반응이 생각보다 좋았어요.",
+        "잠깐 쉬었다가 다시 할까요?",
+        "메일로 정리해서 보내 드릴게요.",
+    ),
+    "ja": (  # kana only: espeak-ng spells kanji out
+        "おはようございます、きょうもよろしくおねがいします。",
+        "すみません、もういちどいってもらえますか。",
+        "それはいいアイデアですね。",
+        "ちょっとまってください、いましりょうをみています。",
+        "あしたのかいぎはなんじからですか。",
+        "わたしもそうおもいます。",
+        "コーヒーをのみにいきませんか。",
+        "えきまでどのくらいかかりますか。",
+        "ありがとうございます、たすかりました。",
+        "そのけんについてはあとでれんらくします。",
+        "きのうはあめがすごかったですね。",
+        "なるほど、よくわかりました。",
+    ),
+    "en-gb-scotland": (
+        "Right, shall we get started then?",
+        "Sorry, could you say that again?",
+        "I think the numbers look fine to me.",
+        "Let me check the schedule for next week.",
+        "That sounds like a good plan.",
+        "Hang on, I'm just opening the document.",
+        "Who is taking the notes today?",
+        "We should send them an update by Friday.",
+        "I'm not sure that will work, to be honest.",
+        "Thanks, that's really helpful.",
+        "Can we come back to that point later?",
+        "The train was late again this morning.",
+    ),
+    "es": (  # the crowd
+        "¿Has visto el partido de anoche?",
+        "Yo creo que va a llover esta tarde.",
+        "Mañana tengo que trabajar temprano.",
+        "¡Qué bonito está el parque hoy!",
+        "Vamos a pedir otra ronda de cafés.",
+        "No me acuerdo de su nombre.",
+        "Mi hermana vive cerca de la playa.",
+        "Claro que sí, no hay problema.",
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,9 +447,23 @@ def synthesize_utterance(speaker: Speaker, sentence: int) -> np.ndarray:
 
     A pure function of its arguments (and the espeak-ng build).
     """
+    lang, text = SENTENCES[sentence]
+    return synthesize_text(speaker, lang, text)
+
+
+def synthesize_ood_utterance(speaker: Speaker, sentence: int) -> np.ndarray:
+    """``OOD_SENTENCES[speaker.lang][sentence]`` said by ``speaker`` (an :class:`OodSpeaker`), as
+    :func:`synthesize_text`."""
+    if not isinstance(speaker, OodSpeaker):
+        raise TypeError(f"{speaker.name} has no language: OOD utterances need an OodSpeaker")
+    return synthesize_text(speaker, speaker.lang, OOD_SENTENCES[speaker.lang][sentence])
+
+
+def synthesize_text(speaker: Speaker, lang: str, text: str) -> np.ndarray:
+    """``text`` said by ``speaker`` in espeak language ``lang``: float32 at 16 kHz, trimmed,
+    RMS-normalised. A pure function of its arguments (and the espeak-ng build)."""
     from scipy.signal import resample_poly  # scipy.signal takes ~1 s to import
 
-    lang, text = SENTENCES[sentence]
     raw = _espeak().synthesize(
         text,
         speaker.voice(lang),
@@ -383,8 +511,10 @@ def plan_conversation(
     speakers: tuple[Speaker, ...],
     n_samples: int,
     lengths: Callable[[Speaker, int], int],
+    sentences: int = len(SENTENCES),
 ) -> list[Turn]:
-    """Turns of a conversation between ``speakers`` filling ``n_samples``.
+    """Turns of a conversation between ``speakers`` filling ``n_samples``; a turn says sentence
+    ``i``, drawn from ``range(sentences)``, and lasts ``lengths(speaker, i)`` samples.
 
     Each speaker talks first once (in random order), then turns go to anyone but the current
     holder of the floor. A turn follows a pause of 0.15-1.2 s (sometimes up to 2.5 s), or with
@@ -404,7 +534,7 @@ def plan_conversation(
         else:
             others = [s for s in speakers if floor is None or s.name != floor.speaker]
             speaker = others[int(rng.integers(len(others)))]
-        sentence = int(rng.integers(len(SENTENCES)))
+        sentence = int(rng.integers(sentences))
         length = lengths(speaker, sentence)
         if floor is not None and rng.random() < OVERLAP_PROB:
             overlap = min(rng.uniform(0.3, 1.2) * sr, 0.5 * length, 0.5 * (t - floor.start))
@@ -438,8 +568,32 @@ def mix_conversation(
     """
     n_speakers = int(rng.integers(2, min(4, len(pool)) + 1))
     speakers = tuple(pool[i] for i in sorted(rng.choice(len(pool), n_speakers, replace=False)))
+    return _mix(
+        rng,
+        speakers,
+        n_samples,
+        utterance,
+        len(SENTENCES),
+        SNR_DB,
+        lambda rng, n: colored_noise(rng, n, rng.uniform(1.0, 2.0)),
+    )
+
+
+def _mix(
+    rng: np.random.Generator,
+    speakers: tuple[Speaker, ...],
+    n_samples: int,
+    utterance: Utterances,
+    sentences: int,
+    snr_db: tuple[float, float],
+    background: Callable[[np.random.Generator, int], np.ndarray],
+) -> tuple[np.ndarray, list[Turn]]:
+    """A conversation between ``speakers`` over unit-RMS ``background`` noise: see
+    :func:`mix_conversation` (whose random numbers it goes on drawing, in the same order)."""
     by_name = {s.name: s for s in speakers}
-    turns = plan_conversation(rng, speakers, n_samples, lambda s, i: len(utterance(s, i)))
+    turns = plan_conversation(
+        rng, speakers, n_samples, lambda s, i: len(utterance(s, i)), sentences
+    )
     gain_db = {s.name: rng.uniform(-4.0, 2.0) for s in speakers}
     speech = np.zeros(n_samples)
     active = np.zeros(n_samples, bool)
@@ -447,12 +601,50 @@ def mix_conversation(
         gain = 10 ** ((gain_db[turn.speaker] + rng.uniform(-1.0, 1.0)) / 20)
         speech[turn.start : turn.end] += gain * utterance(by_name[turn.speaker], turn.sentence)
         active[turn.start : turn.end] = True
-    snr_db = rng.uniform(*SNR_DB)
+    snr = rng.uniform(*snr_db)
     speech_rms = np.sqrt(np.mean(speech[active] ** 2)) if active.any() else _UTTERANCE_RMS
-    noise = colored_noise(rng, n_samples, rng.uniform(1.0, 2.0))
-    mix = speech + noise * speech_rms * 10 ** (-snr_db / 20)
+    noise = background(rng, n_samples)
+    mix = speech + noise * speech_rms * 10 ** (-snr / 20)
     mix *= rng.uniform(0.5, 0.9) / np.max(np.abs(mix))
     return mix, turns
+
+
+def mix_ood_conversation(
+    rng: np.random.Generator, guest: OodSpeaker, n_samples: int, utterance: Utterances
+) -> tuple[np.ndarray, list[Turn]]:
+    """An OOD conversation: 1-3 of ``OOD_HOSTS`` and ``guest``, over :func:`ood_background` at
+    ``OOD_SNR_DB``; otherwise as :func:`mix_conversation`."""
+    n_hosts = int(rng.integers(1, min(3, len(OOD_HOSTS)) + 1))
+    picked = sorted(rng.choice(len(OOD_HOSTS), n_hosts, replace=False))
+    speakers = (*(OOD_HOSTS[i] for i in picked), guest)
+    sentences = min(len(OOD_SENTENCES[s.lang]) for s in speakers)
+    return _mix(
+        rng,
+        speakers,
+        n_samples,
+        utterance,
+        sentences,
+        OOD_SNR_DB,
+        lambda rng, n: ood_background(rng, n, utterance),
+    )
+
+
+def ood_background(rng: np.random.Generator, n_samples: int, utterance: Utterances) -> np.ndarray:
+    """Unit-RMS background of the OOD split: distant (low-passed) Spanish babble of
+    ``OOD_CROWD`` over white-to-light-pink hiss, the babble holding 50-80 % of the power."""
+    x = np.zeros(n_samples)
+    for _ in range(int(n_samples / SAMPLE_RATE * OOD_BABBLE_RATE)):
+        speaker = OOD_CROWD[int(rng.integers(len(OOD_CROWD)))]
+        u = utterance(speaker, int(rng.integers(len(OOD_SENTENCES[speaker.lang]))))[:n_samples]
+        start = int(rng.integers(0, n_samples - len(u) + 1))
+        x[start : start + len(u)] += u * rng.uniform(0.4, 1.0)
+    f = np.fft.rfftfreq(n_samples, 1.0 / SAMPLE_RATE)
+    x = np.fft.irfft(np.fft.rfft(x) / (1.0 + (f / OOD_BABBLE_CUTOFF) ** 2), n_samples)
+    rms = np.sqrt(np.mean(x**2))
+    babble = x / rms if rms > 0 else x
+    hiss = colored_noise(rng, n_samples, rng.uniform(0.0, 0.5))
+    share = rng.uniform(0.5, 0.8)
+    return np.sqrt(share) * babble + np.sqrt(1.0 - share) * hiss
 
 
 def room_impulse_response(rng: np.random.Generator, rt60: float) -> np.ndarray:
@@ -571,15 +763,40 @@ def _overlap_seconds(turns: list[Turn], n_samples: int) -> tuple[float, float]:
     return float(np.sum(count > 0)) / SAMPLE_RATE, float(np.sum(count > 1)) / SAMPLE_RATE
 
 
-def _build(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> None:
+def _memoised(synthesize: Utterances) -> Utterances:
+    """``synthesize`` with its results kept, by speaker name and sentence, for one build."""
     cache_: dict[tuple[str, int], np.ndarray] = {}
 
     def utterance(speaker: Speaker, sentence: int) -> np.ndarray:
         key = (speaker.name, sentence)
         if key not in cache_:
-            cache_[key] = synthesize_utterance(speaker, sentence)
+            cache_[key] = synthesize(speaker, sentence)
         return cache_[key]
 
+    return utterance
+
+
+def _write_recording(
+    root: Path, subset: str, uri: str, audio: np.ndarray, turns: list[Turn], duration: float
+) -> None:
+    """``{subset}/wav|rttm|uem/{uri}.*`` of one file."""
+    _write_wav(root / subset / "wav" / f"{uri}.wav", audio)
+    _write_text(
+        root / subset / "rttm" / f"{uri}.rttm",
+        "".join(line + "\n" for line in rttm_lines(uri, turns)),
+    )
+    _write_text(root / subset / "uem" / f"{uri}.uem", f"{uri} 1 0.000 {duration:.3f}\n")
+
+
+def _write_manifest(root: Path, fields: Mapping[str, object]) -> None:
+    """``MANIFEST.json``: ``fields`` plus the sha256 of every other file under ``root``."""
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    manifest = {**fields, "files": {f: sha256_file(root / f) for f in files}}
+    _write_text(root / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _build(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> None:
+    utterance = _memoised(synthesize_utterance)
     n_samples = round(duration * SAMPLE_RATE)
     stats: dict = {"espeak": _espeak().version}
     for k, subset in enumerate(SUBSETS):
@@ -588,12 +805,7 @@ def _build(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> 
         for i, uri in enumerate(uris):
             rng = np.random.default_rng([seed, k, i])
             audio, turns = mix_conversation(rng, SUBSET_SPEAKERS[subset], n_samples, utterance)
-            _write_wav(root / subset / "wav" / f"{uri}.wav", audio)
-            _write_text(
-                root / subset / "rttm" / f"{uri}.rttm",
-                "".join(line + "\n" for line in rttm_lines(uri, turns)),
-            )
-            _write_text(root / subset / "uem" / f"{uri}.uem", f"{uri} 1 0.000 {duration:.3f}\n")
+            _write_recording(root, subset, uri, audio, turns, duration)
             s, o = _overlap_seconds(turns, n_samples)
             speech, overlap = speech + s, overlap + o
         _write_text(root / f"{subset}.txt", "".join(uri + "\n" for uri in uris))
@@ -605,20 +817,143 @@ def _build(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> 
     for j, rt60 in enumerate(IR_RT60S):
         _write_wav(root / "ir" / f"rir_{j:02d}.wav", room_impulse_response(ir_rng, rt60))
     _write_text(root / "README.md", _readme(seed, sizes, duration, stats))
+    _write_manifest(
+        root,
+        {
+            "generator": "bench.demo",
+            "version": DEMO_VERSION,
+            "seed": seed,
+            "sizes": dict(sizes),
+            "duration": duration,
+            "sample_rate": SAMPLE_RATE,
+            "espeak_ng": stats["espeak"],
+            "ir_rt60": {f"ir/rir_{j:02d}.wav": rt60 for j, rt60 in enumerate(IR_RT60S)},
+        },
+    )
 
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    manifest = {
-        "generator": "bench.demo",
-        "version": DEMO_VERSION,
-        "seed": seed,
-        "sizes": dict(sizes),
-        "duration": duration,
-        "sample_rate": SAMPLE_RATE,
-        "espeak_ng": stats["espeak"],
-        "ir_rt60": {f"ir/rir_{j:02d}.wav": rt60 for j, rt60 in enumerate(IR_RT60S)},
-        "files": {f: sha256_file(root / f) for f in files},
-    }
-    _write_text(root / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+def _ood_readme(seed: int, sizes: Mapping[str, int], duration: float, stats: dict) -> str:
+    speakers = "\n".join(
+        f"- `{s.name}`: {OOD_LANGUAGES[s.lang]}, espeak voice `{s.espeak_voice}`, pitch {s.pitch},"
+        f"\n  range {s.pitch_range}, rate {s.rate} wpm "
+        f"({'host' if s in OOD_HOSTS else 'guest'}; in {stats['files'][s.name]} file(s))"
+        for s in OOD_SPEAKERS
+    )
+    crowd = ", ".join(f"`{s.espeak_voice}`" for s in OOD_CROWD)
+    rows = "\n".join(
+        f"| {k} | {sizes[k]} | {stats[k]['speech']:.1f} | {stats[k]['overlap']:.1f} |"
+        for k in SUBSETS
+    )
+    languages = sorted({OOD_LANGUAGES[s.lang] for s in OOD_GUESTS})
+    return f"""# bench out-of-domain demo split (v{OOD_VERSION}, seed {seed})
+
+A second, small synthetic speaker-diarization split, unlike the bench demo split on purpose,
+for checks such as forgetting (score a fine-tuned model on data it was not tuned for). Generated
+offline and deterministically by `bench.demo` (`python -m bench.demo ROOT --ood --seed {seed}`).
+Only its {sizes["test"]} test files are meant to be scored; train and dev
+({sizes["train"]} and {sizes["dev"]} file(s)) are there so that the folder loads like any split.
+
+What differs from the demo split:
+
+- **voices**: libespeak-ng {stats["espeak"]} variants, pitches and rates that the demo never
+  uses; no speaker label is shared with it;
+- **languages**: every file is a Korean office meeting of 1-3 hosts joined by one guest who
+  speaks another language ({" or ".join(languages)}, in turn), so each file has 2-4 speakers;
+- **noise**: distant, low-passed Spanish babble
+  ({crowd})
+  over white-to-light-pink hiss, at {OOD_SNR_DB[0]:g}-{OOD_SNR_DB[1]:g} dB SNR
+  (the demo: pink-to-brown noise at {SNR_DB[0]:g}-{SNR_DB[1]:g} dB).
+
+Files are {duration:g} s with pauses and ~{OVERLAP_PROB:.0%} overlapping turns. RTTM segments are
+exactly the placed (silence-trimmed) utterances; the babble is noise and is not annotated.
+
+Layout (pyannote.database): `train.txt dev.txt test.txt` (URIs), `{{subset}}/wav/{{uri}}.wav`
+(16 kHz mono PCM16), `{{subset}}/rttm/{{uri}}.rttm`, `{{subset}}/uem/{{uri}}.uem`.
+`MANIFEST.json` lists the speakers and the sha256 of every other file.
+
+| subset | files | speech (s) | overlapped speech (s) |
+|---|---|---|---|
+{rows}
+
+Speakers:
+
+{speakers}
+
+Licence: the speech is output of eSpeak NG (GPL-3.0-or-later) and its voice data; the sentences,
+annotations and noise were written or generated by bench and may be used freely.
+"""
+
+
+def _build_ood(root: Path, seed: int, sizes: Mapping[str, int], duration: float) -> None:
+    utterance = _memoised(synthesize_ood_utterance)
+    n_samples = round(duration * SAMPLE_RATE)
+    stats: dict = {"espeak": _espeak().version, "files": {s.name: 0 for s in OOD_SPEAKERS}}
+    for k, subset in enumerate(SUBSETS):
+        uris = [f"ood_{subset}_{i:03d}" for i in range(sizes[subset])]
+        speech = overlap = 0.0
+        for i, uri in enumerate(uris):
+            # streams 200+: never those of a demo split (seed, k, i) / (seed, 100|101)
+            rng = np.random.default_rng([seed, 200 + k, i])
+            guest = OOD_GUESTS[i % len(OOD_GUESTS)]  # the languages take turns
+            audio, turns = mix_ood_conversation(rng, guest, n_samples, utterance)
+            _write_recording(root, subset, uri, audio, turns, duration)
+            for name in {turn.speaker for turn in turns}:
+                stats["files"][name] += 1
+            s, o = _overlap_seconds(turns, n_samples)
+            speech, overlap = speech + s, overlap + o
+        _write_text(root / f"{subset}.txt", "".join(uri + "\n" for uri in uris))
+        stats[subset] = {"speech": speech, "overlap": overlap}
+    _write_text(root / "README.md", _ood_readme(seed, sizes, duration, stats))
+    _write_manifest(
+        root,
+        {
+            "generator": "bench.demo",
+            "split": "ood",
+            "version": OOD_VERSION,
+            "seed": seed,
+            "sizes": dict(sizes),
+            "duration": duration,
+            "sample_rate": SAMPLE_RATE,
+            "espeak_ng": stats["espeak"],
+            "snr_db": list(OOD_SNR_DB),
+            "speakers": {
+                s.name: {
+                    "role": "host" if s in OOD_HOSTS else "guest",
+                    "language": OOD_LANGUAGES[s.lang],
+                    "voice": s.espeak_voice,
+                    "pitch": s.pitch,
+                    "pitch_range": s.pitch_range,
+                    "rate": s.rate,
+                }
+                for s in OOD_SPEAKERS
+            },
+            "babble_voices": [s.espeak_voice for s in OOD_CROWD],
+        },
+    )
+
+
+def _checked_sizes(
+    seed: int, sizes: Mapping[str, int] | None, default: Mapping[str, int]
+) -> dict[str, int]:
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    sizes = dict(default if sizes is None else sizes)
+    if set(sizes) != set(SUBSETS) or min(sizes.values()) < 0:
+        raise ValueError(f"sizes needs a count >= 0 for each of {SUBSETS}, got {sizes}")
+    return sizes
+
+
+def _build_atomically(root: Path, build: Callable[[Path], None]) -> Path:
+    """``build(folder)`` in a temporary sibling of ``root``, then renamed into place."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        build(tmp)
+        _replace_dir(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 def generate_demo(
@@ -633,20 +968,23 @@ def generate_demo(
     never visible. ``sizes`` (files per subset, default ``DEMO_SIZES``) and ``duration`` (seconds
     per file) shrink it for tests. Same arguments, same bytes.
     """
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    sizes = dict(DEMO_SIZES if sizes is None else sizes)
-    if set(sizes) != set(SUBSETS) or min(sizes.values()) < 0:
-        raise ValueError(f"sizes needs a count >= 0 for each of {SUBSETS}, got {sizes}")
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        _build(tmp, seed, sizes, duration)
-        _replace_dir(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    sizes = _checked_sizes(seed, sizes, DEMO_SIZES)
+    return _build_atomically(root, lambda tmp: _build(tmp, seed, sizes, duration))
+
+
+def generate_ood_demo(
+    root: Path,
+    seed: int = OOD_SEED,
+    sizes: Mapping[str, int] | None = None,
+    duration: float = FILE_DURATION,
+) -> Path:
+    """Write the out-of-domain demo split to ``root`` (replacing it) and return ``root``.
+
+    As :func:`generate_demo` (atomic, same arguments give the same bytes), with ``OOD_SIZES``
+    files by default and no ``noise/`` or ``ir/`` folders.
+    """
+    sizes = _checked_sizes(seed, sizes, OOD_SIZES)
+    return _build_atomically(root, lambda tmp: _build_ood(tmp, seed, sizes, duration))
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
@@ -670,26 +1008,44 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "bench").expanduser()
 
 
-def ensure_demo(cache_dir: Path | None = None, seed: int = DEMO_SEED) -> Path:
-    """The demo split under ``cache_dir``, generated on first use.
-
-    Lives in ``{cache_dir}/demo-v{DEMO_VERSION}-seed{seed}``; a folder with a ``MANIFEST.json``
-    is reused as is. Concurrent callers serialise on a lock file, so it is generated once.
-    """
+def _ensure(cache_dir: Path | None, name: str, generate: Callable[[Path], object]) -> Path:
+    """``{cache_dir}/{name}``, made by ``generate(folder)`` unless it has a ``MANIFEST.json``."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    root = cache_dir / f"demo-v{DEMO_VERSION}-seed{seed}"
+    root = cache_dir / name
     if (root / "MANIFEST.json").is_file():
         return root
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / f".{root.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "MANIFEST.json").is_file():
-            generate_demo(root, seed)
+            generate(root)
     return root
 
 
+def ensure_demo(cache_dir: Path | None = None, seed: int = DEMO_SEED) -> Path:
+    """The demo split under ``cache_dir``, generated on first use.
+
+    Lives in ``{cache_dir}/demo-v{DEMO_VERSION}-seed{seed}``; a folder with a ``MANIFEST.json``
+    is reused as is. Concurrent callers serialise on a lock file, so it is generated once.
+    """
+    return _ensure(cache_dir, f"demo-v{DEMO_VERSION}-seed{seed}", lambda r: generate_demo(r, seed))
+
+
+def ensure_ood_demo(cache_dir: Path | None = None, seed: int = OOD_SEED) -> Path:
+    """The out-of-domain demo split under ``cache_dir``, generated on first use (~2 s).
+
+    Lives in ``{cache_dir}/demo-ood-v{OOD_VERSION}-seed{seed}``; cached, locked and reused as
+    :func:`ensure_demo`.
+    """
+    return _ensure(
+        cache_dir, f"demo-ood-v{OOD_VERSION}-seed{seed}", lambda r: generate_ood_demo(r, seed)
+    )
+
+
 def verify_demo(root: Path) -> list[str]:
-    """Files of ``root`` whose sha256 differs from ``MANIFEST.json`` (or that are missing)."""
+    """Files of ``root`` whose sha256 differs from ``MANIFEST.json`` (or that are missing).
+
+    For the demo and the out-of-domain demo splits alike."""
     manifest = json.loads((Path(root) / "MANIFEST.json").read_text(encoding="utf-8"))
     return [
         f
@@ -699,24 +1055,29 @@ def verify_demo(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.demo [ROOT] [--seed N] [--sizes train=2,dev=1,test=1]``."""
+    """``python -m bench.demo [ROOT] [--ood] [--seed N] [--sizes train=2,dev=1,test=1]``."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("root", nargs="?", type=Path, help="output folder (default: the cache)")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED)
+    parser.add_argument(
+        "--ood", action="store_true", help="the out-of-domain demo split instead of the demo split"
+    )
+    parser.add_argument("--seed", type=int, help=f"default: {DEMO_SEED} ({OOD_SEED} with --ood)")
     parser.add_argument("--sizes", help="files per subset, e.g. train=2,dev=1,test=1")
     parser.add_argument("--duration", type=float, default=FILE_DURATION)
     args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else OOD_SEED if args.ood else DEMO_SEED
     if args.root is None:
         if args.sizes or args.duration != FILE_DURATION:
             parser.error("--sizes/--duration need an explicit ROOT")
-        print(ensure_demo(seed=args.seed))
+        print(ensure_ood_demo(seed=seed) if args.ood else ensure_demo(seed=seed))
         return 0
     sizes = None
     if args.sizes:
         sizes = {k: int(v) for k, v in (item.split("=") for item in args.sizes.split(","))}
-    print(generate_demo(args.root, args.seed, sizes, args.duration))
+    generate = generate_ood_demo if args.ood else generate_demo
+    print(generate(args.root, seed, sizes, args.duration))
     return 0
 
 

@@ -22,6 +22,7 @@ embedding records the commit it resolved to and the file's sha256.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,26 @@ class CAMPPlusEmbedding(BaseInference):
     def min_num_samples(self) -> int:
         return campplus.FRAME_LENGTH + (campplus.MIN_NUM_FRAMES - 1) * campplus.FRAME_SHIFT
 
+    def kept_frames(self, num_samples: int, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Which fbank frames of a chunk a (frames,) mask keeps (None: all), decided from the
+        number of samples alone, so items with too little speech never get a filterbank."""
+        if mask is None:
+            return None
+        size = campplus.num_frames(num_samples)
+        if size == 0:
+            return torch.zeros(0, dtype=torch.bool)
+        return F.interpolate(mask.float().cpu()[None, None], size=size)[0, 0] > 0.5
+
     def selected_features(self, waveform: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """(samples,) waveform and (frames,) mask -> (kept frames, 80) normalised fbank."""
-        feats = campplus.log_fbank(waveform.cpu())
-        if mask is not None and feats.shape[0]:
-            keep = F.interpolate(mask.float().cpu()[None, None], size=feats.shape[0])[0, 0] > 0.5
+        keep = self.kept_frames(waveform.shape[-1], mask)
+        if keep is not None and int(keep.sum()) < campplus.MIN_NUM_FRAMES:
+            return waveform.new_zeros((0, campplus.NUM_MEL_BINS))
+        return self._normalised(campplus.log_fbank(waveform.cpu()), keep)
+
+    @staticmethod
+    def _normalised(feats: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        if keep is not None and feats.shape[0]:
             feats = feats[keep]
         if feats.shape[0] < campplus.MIN_NUM_FRAMES:
             return feats[:0]
@@ -113,16 +129,24 @@ class CAMPPlusEmbedding(BaseInference):
 
     @torch.inference_mode()
     def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        batch_size, num_channels, _ = waveforms.shape
+        batch_size, num_channels, num_samples = waveforms.shape
         if num_channels != 1:
             raise ValueError(f"expected mono waveforms (batch, 1, samples), got {num_channels}")
         if masks is not None and masks.shape[0] != batch_size:
             raise ValueError(f"{masks.shape[0]} masks for {batch_size} waveforms")
         embeddings = np.full((batch_size, self.dimension), np.nan, dtype=np.float32)
-        # items with the same number of kept frames are embedded together
+        # items with the same number of kept frames are embedded together; consecutive items of
+        # one chunk (its local speakers) share one filterbank
         groups: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        last: tuple[torch.Tensor, torch.Tensor] | None = None
         for i in range(batch_size):
-            feats = self.selected_features(waveforms[i, 0], None if masks is None else masks[i])
+            keep = self.kept_frames(num_samples, None if masks is None else masks[i])
+            if keep is not None and int(keep.sum()) < campplus.MIN_NUM_FRAMES:
+                continue
+            waveform = waveforms[i, 0]
+            if last is None or not torch.equal(last[0], waveform):
+                last = (waveform, campplus.log_fbank(waveform.cpu()))
+            feats = self._normalised(last[1], keep)
             if feats.shape[0]:
                 groups.setdefault(feats.shape[0], []).append((i, feats))
         for items in groups.values():
@@ -142,6 +166,60 @@ class CAMPPlusEmbedding(BaseInference):
             metric=self.metric,
             sample_rate=self.sample_rate,
         )
+
+
+class EmbeddingMemo:
+    """An embedding that embeds each distinct (chunk waveform, mask) once.
+
+    pyannote's pipeline embeds every (chunk, local speaker) of a file again for each
+    segmentation threshold, though most masks do not change between two thresholds; tuning
+    scores dev at the initial threshold and at the tuned one, and the memo makes the second pass
+    cost only the masks that changed. Keys are content digests, so a hit is the same input and
+    gives the same embedding (the CAM++ groups are batch-independent to 1e-5). Everything else
+    (``sample_rate``, ``dimension``, ``metric``, ``min_num_samples``, ``to``) is the wrapped
+    embedding's.
+    """
+
+    def __init__(self, embedding: BaseInference) -> None:
+        self.embedding = embedding
+        self.memo: dict[bytes, np.ndarray] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["embedding"], name)
+
+    def to(self, device: torch.device) -> EmbeddingMemo:
+        self.embedding.to(device)
+        return self
+
+    def _keys(self, waveforms: torch.Tensor, masks: torch.Tensor | None) -> list[bytes]:
+        keys: list[bytes] = []
+        last: tuple[torch.Tensor, bytes] | None = None
+        for i in range(waveforms.shape[0]):
+            waveform = waveforms[i]
+            if last is None or not torch.equal(last[0], waveform):
+                digest = hashlib.blake2b(waveform.cpu().numpy().tobytes(), digest_size=16)
+                last = (waveform, digest.digest())
+            mask = b"" if masks is None else masks[i].cpu().numpy().tobytes()
+            keys.append(last[1] + hashlib.blake2b(mask, digest_size=16).digest())
+        return keys
+
+    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
+        keys = self._keys(waveforms, masks)
+        first: dict[bytes, int] = {}  # each distinct missing key, at its first position
+        for i, key in enumerate(keys):
+            if key not in self.memo:
+                first.setdefault(key, i)
+        missing = list(first.values())
+        if missing:
+            index = torch.tensor(missing)
+            found = self.embedding(waveforms[index], None if masks is None else masks[index])
+            for i, row in zip(missing, np.asarray(found), strict=True):
+                self.memo[keys[i]] = row
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return np.stack([self.memo[key] for key in keys])
 
 
 def _pyannote_embedding(

@@ -1,15 +1,18 @@
-"""The gate: does a candidate's test DER regress against the baseline's, beyond doubt?
+"""The gate: does a candidate's test DER (or JER) regress against the baseline's, beyond doubt?
 
 Candidate and baseline runs are paired by recipe name and seed, and a pair is compared only when
 it is the same experiment (:attr:`bench.results.RunIdentity.PAIRED`); otherwise the pair is
 refused, naming the difference. A recipe regresses when its candidate DER (the mean over seeds
 when several seeds ran on both sides) is higher than the baseline's by more than a tolerance
 *and* a paired bootstrap over the same test files (and seeds) says the difference is
-significant. A candidate that failed or diverged is a regression too.
+significant. A candidate that failed or diverged is a regression too. DER is the primary metric
+(:func:`bench.results.primary_metric`); with ``measure="jer"`` the gate compares full-pipeline
+JER instead, and refuses records without it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
@@ -20,6 +23,7 @@ from bench.results import (
     METRIC_LABELS,
     ResultError,
     RunIdentity,
+    has_scores,
     identity_of,
     parse_record,
     primary_metric,
@@ -29,6 +33,9 @@ from bench.results import (
 
 EXIT_CODES = {"pass": 0, "regression": 1, "refused": 2}
 FAILING = ("regression", "failed")
+# what the gate can compare, by name: DER (of the primary metric) or full-pipeline JER
+MEASURES = {"der": "DER", "jer": "JER"}
+JER_LABEL = "full-pipeline JER"
 
 
 class GateError(ValueError):
@@ -47,6 +54,7 @@ class Verdict:
     candidate: float | None = None
     comparison: stats.Comparison | None = None
     reason: str = ""
+    measure: str = "der"  # what baseline and candidate are: a key of MEASURES
 
 
 def load(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
@@ -92,6 +100,26 @@ def _refusal(pairs: list[tuple[dict, dict]]) -> str:
     return "; ".join(dict.fromkeys(reasons))
 
 
+def has_jer(record: dict[str, Any]) -> bool:
+    """The record carries full-pipeline JER and every test file its ``jaccard`` components."""
+    test = (record.get("test") or {}).get("pipeline")
+    if not isinstance(test, dict) or test.get("JER") is None:
+        return False
+    files = test.get("files") or {}
+    return bool(files) and all(isinstance(f.get("jaccard"), dict) for f in files.values())
+
+
+def _missing(pairs: list[tuple[dict, dict]], has: Callable[[dict], bool], what: str) -> str:
+    """The records of ``pairs`` without ``what``, named ('' when every one has it)."""
+    missing = [
+        f"{side} {record['name']} (seed {record.get('seed')})"
+        for pair in pairs
+        for side, record in zip(("baseline", "candidate"), pair, strict=True)
+        if not has(record)
+    ]
+    return f"no {what} in {', '.join(missing)}" if missing else ""
+
+
 def failure(name: str, candidates: list[dict[str, Any]]) -> Verdict | None:
     """A "failed" verdict when any candidate run failed or diverged."""
     broken = [c for c in candidates if c["status"] != "ok"]
@@ -113,20 +141,29 @@ def judge(
     pairs: list[tuple[dict[str, Any], dict[str, Any]]],
     max_increase: float,
     confidence: float,
+    measure: str = "der",
 ) -> Verdict:
     """The verdict on one recipe from its (baseline, candidate) pairs, one pair per seed."""
     seeds = tuple(cand.get("seed") for _, cand in pairs)
     broken = failure(name, [cand for _, cand in pairs])
     if broken:
         return broken
-    refusal = _refusal(pairs)
+    if measure == "jer":
+        metric, components = "pipeline", stats.jer_components
+        why = "test.pipeline.JER and per-file jaccard; not in runs without the pipeline, or older"
+        lacking = _missing(pairs, has_jer, f"{JER_LABEL} ({why})")
+    else:
+        metric = primary_metric(*(r for pair in pairs for r in pair))
+        components = stats.file_components
+        lacking = _missing(pairs, lambda r: has_scores(r, metric), METRIC_LABELS[metric])
+    refusal = _refusal(pairs) or lacking
     if refusal:
-        return Verdict(name, "refused", seeds=seeds, reason=refusal)
-    metric = primary_metric(*(r for pair in pairs for r in pair))
+        return Verdict(name, "refused", seeds=seeds, reason=refusal, measure=measure)
+    key = MEASURES[measure]
     a = [base["test"][metric] for base, _ in pairs]
     b = [cand["test"][metric] for _, cand in pairs]
-    files_a = [stats.file_components(s["files"]) for s in a]
-    files_b = [stats.file_components(s["files"]) for s in b]
+    files_a = [components(s["files"]) for s in a]
+    files_b = [components(s["files"]) for s in b]
     if len(pairs) == 1:
         comparison = stats.compare_files(files_a[0], files_b[0], confidence=confidence)
     else:
@@ -147,16 +184,23 @@ def judge(
         status,
         metric,
         seeds,
-        mean(s["DER"] for s in a),
-        mean(s["DER"] for s in b),
+        mean(s[key] for s in a),
+        mean(s[key] for s in b),
         comparison,
+        measure=measure,
     )
 
 
 def compare(
-    baseline: Path, candidate: Path, max_increase: float = 0.005, confidence: float = 0.95
+    baseline: Path,
+    candidate: Path,
+    max_increase: float = 0.005,
+    confidence: float = 0.95,
+    measure: str = "der",
 ) -> list[Verdict]:
-    """A verdict for every recipe the candidate ran."""
+    """A verdict for every recipe the candidate ran, on ``measure`` (a key of MEASURES)."""
+    if measure not in MEASURES:
+        raise GateError(f"metric {measure!r}: expected one of {', '.join(MEASURES)}")
     base = by_name_and_seed(load(baseline, allow_empty=True), ok_only=True)
     cand = by_name_and_seed(load(candidate), ok_only=False)
     verdicts = []
@@ -164,7 +208,7 @@ def compare(
         seeds = sorted((s for n, s in cand if n == name), key=str)
         pairs = [(base[(name, s)], cand[(name, s)]) for s in seeds if (name, s) in base]
         if pairs:
-            verdicts.append(judge(name, pairs, max_increase, confidence))
+            verdicts.append(judge(name, pairs, max_increase, confidence, measure))
         elif any(n == name for n, _ in base):
             base_seeds = sorted((s for n, s in base if n == name), key=str)
             verdicts.append(
@@ -197,27 +241,37 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
 
 
+def _label(verdict: Verdict) -> str:
+    return JER_LABEL if verdict.measure == "jer" else METRIC_LABELS[verdict.metric]
+
+
 def markdown(
-    verdicts: list[Verdict], max_increase: float, confidence: float, error: str | None = None
+    verdicts: list[Verdict],
+    max_increase: float,
+    confidence: float,
+    error: str | None = None,
+    measure: str = "der",
 ) -> str:
-    """A report fit for a pull-request comment (refusals and unreadable inputs included)."""
+    """A report fit for a pull-request comment (refusals and unreadable inputs included), naming
+    the metric compared."""
     if error is not None:
         return f"### bench gate: :no_entry: refused\n\n{error}\n"
+    name = MEASURES[measure]
     result = outcome(verdicts)
     failing = [v for v in verdicts if v.status in FAILING]
     head = {
         "regression": f"### bench gate: :x: {len(failing)} regression(s)",
         "refused": "### bench gate: :no_entry: refused: results that are not comparable",
-        "pass": "### bench gate: :white_check_mark: no DER regression",
+        "pass": f"### bench gate: :white_check_mark: no {name} regression",
     }[result]
     lines = [
         head,
         "",
-        f"A regression is a test DER increase of more than {_pct(max_increase)} (absolute) "
+        f"A regression is a test {name} increase of more than {_pct(max_increase)} (absolute) "
         f"whose {int(confidence * 100)}% paired-bootstrap interval over test files (and seeds) "
         "excludes 0, or a candidate run that failed or diverged.",
         "",
-        "| recipe | seeds | metric | baseline DER | candidate DER | difference | "
+        f"| recipe | seeds | metric | baseline {name} | candidate {name} | difference | "
         f"{int(confidence * 100)}% interval | files | verdict |",
         "|---|---|---|---:|---:|---:|---|---:|---|",
     ]
@@ -230,7 +284,7 @@ def markdown(
         d = v.comparison.difference
         interval = f"[{_pct(d.low)}, {_pct(d.high)}]" if d.defined else "n/a (< 2 files)"
         lines.append(
-            f"| {v.recipe} | {seeds} | {METRIC_LABELS[v.metric]} | {_pct(v.baseline)} | "
+            f"| {v.recipe} | {seeds} | {_label(v)} | {_pct(v.baseline)} | "
             f"{_pct(v.candidate)} | {'+' if d.estimate > 0 else ''}{_pct(d.estimate)} | "
             f"{interval} | {d.n_files} | "
             f"{'**regression**' if v.status == 'regression' else v.status} |"

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ from pyannote.pipeline.parameter import ParamDict, Uniform
 
 from bench.audio import AudioCache
 from bench.data import SAMPLE_RATE, Recording, Split
-from bench.embeddings import DEFAULT_EMBEDDING, resolve_embedding
+from bench.embeddings import DEFAULT_EMBEDDING, EmbeddingMemo, resolve_embedding
 from bench.scoring import PRIMARY, Scorer
 
 SEGMENTATION_STEP = 0.1  # ratio of the segmentation window (pyannote's default)
@@ -218,19 +218,27 @@ def pipeline_file(rec: Recording, audio: AudioCache, with_reference: bool) -> di
     return file
 
 
+Hypotheses = dict[str, Annotation]
+
+
 def score_dev(
     pipeline: BenchSpeakerDiarization, params: dict, files: list[dict], variants=None
-) -> dict[str, Any]:
-    """Dev DER of ``pipeline`` with ``params`` (training mode: cached segmentations)."""
+) -> tuple[dict[str, Any], Hypotheses]:
+    """Dev scores of ``pipeline`` with ``params`` (training mode: cached segmentations and, for
+    an unchanged segmentation threshold, embeddings) and its hypotheses."""
     pipeline.instantiate(params)
     pipeline.training = True
     scorer = Scorer({} if variants is None else variants)
+    hypotheses: Hypotheses = {}
     try:
         for file in files:
-            scorer.add(file["uri"], file["annotation"], pipeline(file), file["annotated"])
+            hypothesis = pipeline(file)
+            hypothesis.uri = file["uri"]
+            hypotheses[file["uri"]] = hypothesis
+            scorer.add(file["uri"], file["annotation"], hypothesis, file["annotated"])
     finally:
         pipeline.training = False
-    return scorer.report()
+    return scorer.report(), hypotheses
 
 
 def _sampler(seed: int, trials: int):
@@ -287,10 +295,10 @@ def tune(
     seed: int = 0,
     embedding_name: str = DEFAULT_EMBEDDING,
     batch_size: int = 32,
-) -> tuple[BenchSpeakerDiarization, dict[str, Any]]:
+) -> tuple[BenchSpeakerDiarization, dict[str, Any], Hypotheses]:
     """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
-    in the reference write-up's two stages; return it instantiated with the tuned parameters, and
-    the record."""
+    in the reference write-up's two stages; return it instantiated with the tuned parameters,
+    the record, and its dev hypotheses."""
     started = time.perf_counter()
     # pyannote's training caches live in the file dicts and do not know which model filled them
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")} for file in dev]
@@ -301,7 +309,7 @@ def tune(
     }
     pipeline = BenchSpeakerDiarization(segmentation, embedding, **kwargs)
     initial = pipeline.initial_parameters()
-    before = score_dev(pipeline, initial, dev)
+    before, before_hypotheses = score_dev(pipeline, initial, dev)
     stages: list[dict[str, Any]] = []
 
     # stage 1: segmentation threshold with oracle clustering (multilabel models only)
@@ -378,10 +386,10 @@ def tune(
     else:
         stages.append({"name": "clustering", "trials": 0, "skipped": "no trials requested"})
 
-    after = score_dev(pipeline, params, dev)
+    after, hypotheses = score_dev(pipeline, params, dev)
     kept_initial = after["DER"] > before["DER"]
     if kept_initial:
-        params, after = initial, before
+        params, after, hypotheses = initial, before, before_hypotheses
     # a fresh pipeline: the tuned one has frozen parameters
     tuned = BenchSpeakerDiarization(segmentation, embedding, **kwargs).instantiate(params)
     record = {
@@ -400,7 +408,7 @@ def tune(
         "stages": stages,
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    return tuned, record
+    return tuned, record, hypotheses
 
 
 def apply_to_test(
@@ -429,6 +437,16 @@ def apply_to_test(
     rtf["seconds"] = {step: round(value, 3) for step, value in seconds.items()}
     rtf["audio_seconds"] = audio_seconds
     return scorer.report(), rtf, hypotheses
+
+
+def dataset_of(split: Split) -> dict[str, Any]:
+    """What a record says about a split it was scored on."""
+    return {
+        "name": split.name,
+        "fingerprint": split.fingerprint,
+        "source": split.source,
+        "subsets": split.summary(),
+    }
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -461,15 +479,26 @@ def evaluate_pipeline(
     device: str | torch.device = "cpu",
     batch_size: int = 32,
     threads: int | None = None,
-) -> dict[str, Any]:
-    """Tune the diarization pipeline on ``split``'s dev files, apply it to its full test files,
-    and return a JSON-able record: embedding, tuning, test scores (two variants), RTFs.
+    also_test: Sequence[Split] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tune the diarization pipeline on ``split``'s dev files, apply it to its full test files
+    (and to the test files of each ``also_test`` split), and return a JSON-able record
+    (embedding, tuning, test scores, RTFs, ``also_test`` scores keyed by fingerprint) and the
+    hypotheses: ``{"dev": {uri: Annotation}, "test": {...}, "also_test": {fingerprint: {...}}}``.
 
     ``threads`` sets torch's intra-op threads for the call (restored afterwards); on CPU, 1 is as
     fast as 2 on an idle 2-core machine and many times faster on a busy one."""
     with torch_threads(threads):
         return _evaluate(
-            segmentation_model, split, audio_cache, embedding, trials, seed, device, batch_size
+            segmentation_model,
+            split,
+            audio_cache,
+            embedding,
+            trials,
+            seed,
+            device,
+            batch_size,
+            also_test,
         )
 
 
@@ -494,18 +523,27 @@ def _evaluate(
     seed: int,
     device: str | torch.device,
     batch_size: int,
-) -> dict[str, Any]:
+    also_test: Sequence[Split] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
     started = time.perf_counter()
     target = _device(device)
     model, segmentation_info = _segmentation_model(segmentation_model)
     model.eval().to(target)
     embedder, info = resolve_embedding(embedding, device=target)
+    memo = EmbeddingMemo(embedder)  # dev before/after tuning share their unchanged items
     dev = [pipeline_file(rec, audio_cache, with_reference=True) for rec in split.files("dev")]
     name = embedding or DEFAULT_EMBEDDING
-    pipeline, tuning = tune(model, embedder, dev, trials, seed, name, batch_size)
+    pipeline, tuning, dev_hypotheses = tune(model, memo, dev, trials, seed, name, batch_size)
+    tuning["embedded_items"] = {"embedded": memo.misses, "reused": memo.hits}
     clock = time.perf_counter()
-    test, rtf, _ = apply_to_test(pipeline, split.files("test"), audio_cache)
+    test, rtf, test_hypotheses = apply_to_test(pipeline, split.files("test"), audio_cache)
     test_time = time.perf_counter() - clock
+    hypotheses: dict[str, Any] = {"dev": dev_hypotheses, "test": test_hypotheses, "also_test": {}}
+    extra: dict[str, Any] = {}
+    for other in also_test:
+        scores, _, found = apply_to_test(pipeline, other.files("test"), audio_cache)
+        extra[other.fingerprint] = {"dataset": dataset_of(other), "pipeline": scores}
+        hypotheses["also_test"][other.fingerprint] = found
     specifications = model.specifications
     return {
         "embedding": info.as_dict(),
@@ -522,6 +560,7 @@ def _evaluate(
         },
         "tuning": tuning,
         "test": test,
+        "also_test": extra,
         "rtf": rtf,
         "device": str(target),
         "threads": torch.get_num_threads(),
@@ -530,7 +569,7 @@ def _evaluate(
             "test": round(test_time, 3),
             "total": round(time.perf_counter() - started, 3),
         },
-    }
+    }, hypotheses
 
 
 def single_speaker_hypothesis(reference: Annotation, label: str = "speaker") -> Annotation:

@@ -137,6 +137,13 @@ def record_path(folder: Path, stem: str, status: str) -> Path:
     return folder / (f"{stem}.json" if status == "ok" else f"{stem}.{status}.json")
 
 
+def hypothesis_path(stem: str, part: str, uri: str) -> Path:
+    """Where a run's pipeline hypothesis for ``uri`` lives, relative to the results folder:
+    ``runs/{stem}/hypotheses/{part}/{uri}.rttm``; ``part`` is ``dev``, ``test`` or
+    ``also_test/{fingerprint}``."""
+    return Path("runs") / stem / "hypotheses" / part / f"{uri}.rttm"
+
+
 # ---------------------------------------------------------------------------------------------
 # The schema
 
@@ -169,8 +176,10 @@ class Record(BaseModel):
     best_checkpoint: str | None = None
     test: dict[str, Any] = {}
     pipeline: dict[str, Any] | None = None
+    # extra test splits (``--also-test``), keyed by their fingerprint: dataset and scores
+    also_test: dict[str, dict[str, Any]] = {}
     about: str | None = None  # external systems: a text or URL
-    outputs: dict[str, Any] | None = None  # external systems: hypothesis files and their sha256
+    outputs: dict[str, Any] | None = None  # hypothesis RTTM files (relative paths) and sha256
     throughput: list[dict[str, Any]] = []  # per epoch: seconds, samples/s, peak GPU memory
     wall_time: dict[str, float] = {}
     started: str | None = None
@@ -335,10 +344,17 @@ def failed_record(error: BaseException, traceback_text: str, diverged: bool, **f
 
 
 def external_record(
-    name: str, dataset: dict[str, Any], test: dict[str, Any], outputs: dict[str, Any], **more: Any
+    name: str,
+    dataset: dict[str, Any],
+    test: dict[str, Any],
+    outputs: dict[str, Any],
+    content: dict[str, Any],
+    **more: Any,
 ) -> Record:
-    """A record of a system bench did not train (its outputs scored on the split's test set)."""
-    blob = json.dumps(outputs, sort_keys=True).encode()
+    """A record of a system bench did not train: its outputs scored on the split's test set.
+    ``content`` (what was scored: each file's sha256, the files scored as empty) is its
+    identity's hash, so the same outputs under another path are the same experiment."""
+    blob = json.dumps(content, sort_keys=True).encode()
     identity = RunIdentity(
         name=name,
         kind="external",

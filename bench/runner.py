@@ -3,6 +3,7 @@ record."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,9 @@ from bench.results import (
     EPOCH_COLUMNS,
     ResultError,
     RunIdentity,
+    atomic_write_text,
     failed_record,
+    hypothesis_path,
     now,
     ok_record,
     read_result,
@@ -91,6 +94,31 @@ class RunOptions:
     tune_trials: tuple[int, int] | None = None
     devices: int = 1
     strategy: str = "auto"
+    also_test: tuple[str, ...] = ()  # extra test splits: dataset folders, or "demo-ood"
+
+
+OOD_DEMO = "demo-ood"  # --also-test's name for the demo's out-of-domain split
+
+
+@functools.cache
+def load_extra_split(source: str, cache_dir: Path | None) -> Split:
+    """An extra test split (``--also-test``): a dataset folder, or :data:`OOD_DEMO`."""
+    if source == OOD_DEMO:
+        from bench.demo import ensure_ood_demo
+
+        return load_folder(ensure_ood_demo(cache_dir or default_cache_dir()))
+    return load_folder(source)
+
+
+def extra_splits(options: RunOptions, main: Split) -> list[Split]:
+    """The ``--also-test`` splits, each once; one that is the main split is refused."""
+    splits: dict[str, Split] = {}
+    for source in options.also_test:
+        extra = load_extra_split(source, options.cache_dir)
+        if extra.fingerprint == main.fingerprint:
+            raise ValueError(f"--also-test {source}: this is the split the runs are tested on")
+        splits.setdefault(extra.fingerprint, extra)
+    return list(splits.values())
 
 
 def resolve_split(options: RunOptions) -> tuple[Split, bool]:
@@ -299,6 +327,8 @@ class Run:
     fitted: Any = None
     scores: dict[str, Any] = field(default_factory=dict)
     pipeline: dict[str, Any] | None = None
+    also_test: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
     ddp_child_done: bool = False
 
     @property
@@ -565,7 +595,7 @@ def pipeline(run: Run) -> None:
         f"{spec.tune_trials[1]} trials), then full test files"
     )
     with run.timed("pipeline"):
-        record = evaluate_pipeline(
+        record, hypotheses = evaluate_pipeline(
             run.model,
             run.split,
             run.audio,
@@ -575,7 +605,12 @@ def pipeline(run: Run) -> None:
             device="cuda" if run.acc == "gpu" else "cpu",
             # as fast as 2 threads on an idle 2-core CPU, far faster on a busy one
             threads=1 if run.acc == "cpu" else None,
+            also_test=extra_splits(run.options, run.split),
         )
+    run.outputs = write_hypotheses(run.run_dir, run.stem, hypotheses)
+    run.also_test = record.pop("also_test")
+    for extra in run.also_test.values():
+        run.report.scores(f"also tested on {extra['dataset']['name']}", extra["pipeline"])
     test = record.pop("test")
     run.report.scores("full-file pipeline", test)
     variant = test["collar_0.25_no_overlap"]
@@ -586,6 +621,29 @@ def pipeline(run: Run) -> None:
     )
     run.scores["pipeline"] = test
     run.pipeline = record
+
+
+def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> dict[str, Any]:
+    """Write the pipeline's hypothesis RTTMs under ``run_dir``; return the record's
+    ``outputs``: paths relative to the results folder (where ``run_dir`` ends up) and sha256."""
+    outputs: dict[str, Any] = {"format": "rttm"}
+    parts = [(("dev",), hypotheses["dev"]), (("test",), hypotheses["test"])]
+    parts += [(("also_test", fp), found) for fp, found in hypotheses["also_test"].items()]
+    for keys, found in parts:
+        entries: dict[str, Any] = {}
+        for uri, annotation in found.items():
+            relative = hypothesis_path(stem, "/".join(keys), uri)
+            text = annotation.to_rttm()
+            atomic_write_text(run_dir / relative.relative_to(Path("runs") / stem), text)
+            entries[uri] = {
+                "path": relative.as_posix(),
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            }
+        target = outputs
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = entries
+    return outputs
 
 
 def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
@@ -636,6 +694,8 @@ def record(run: Run) -> Path:
         best_checkpoint=best_checkpoint,
         test=run.scores,
         pipeline=run.pipeline,
+        also_test=run.also_test,
+        outputs=run.outputs,
         throughput=fitted.throughput,
         device={
             **device_description(run.acc),

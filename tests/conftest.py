@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -19,14 +19,23 @@ SAMPLE_WAV = SAMPLE_DIR / "sample.wav"
 SAMPLE_RTTM = SAMPLE_DIR / "sample.rttm"
 
 
+def write_sample_copy(path: Path, index: int) -> None:
+    """pyannote's sample, its last sample moved by ``index`` LSB: the same speech, other bytes
+    (bench refuses the same audio in two subsets as a leak)."""
+    data, rate = sf.read(SAMPLE_WAV, dtype="int16")
+    data[-1] = data[-1] + index if data[-1] < 0 else data[-1] - index
+    sf.write(path, data, rate, subtype="PCM_16")
+
+
 def make_sample_split(root: Path) -> Path:
-    """A split whose every file is pyannote's real 30 s two-speaker sample under another URI."""
+    """A split whose every file is pyannote's real 30 s two-speaker sample under another URI
+    (one LSB apart, see :func:`write_sample_copy`)."""
     rttm = SAMPLE_RTTM.read_text()
-    for subset in ("train", "dev", "test"):
+    for index, subset in enumerate(("train", "dev", "test")):
         uri = f"sample_{subset}"
         for folder in ("wav", "rttm", "uem"):
             (root / subset / folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(SAMPLE_WAV, root / subset / "wav" / f"{uri}.wav")
+        write_sample_copy(root / subset / "wav" / f"{uri}.wav", index)
         (root / subset / "rttm" / f"{uri}.rttm").write_text(rttm.replace("sample ", f"{uri} "))
         (root / subset / "uem" / f"{uri}.uem").write_text(f"{uri} 1 0.000 30.000\n")
         (root / f"{subset}.txt").write_text(f"{uri}\n")

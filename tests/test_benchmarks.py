@@ -6,6 +6,7 @@ Run them alone with ``pytest tests/test_benchmarks.py --benchmark-only``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from pyannote.core import Segment, SlidingWindow
 
 from bench.audio import AudioCache
@@ -79,3 +80,112 @@ def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe,
     outcome = benchmark.pedantic(skip, rounds=3)
     assert outcome.returncode == 0, outcome.stderr
     assert done.is_file()
+
+
+# --- the diarization pipeline, stage by stage (real speech, segmentation-3.0 read as multilabel,
+# CAM++); extra_info holds each stage's real-time factor (seconds per audio second)
+
+
+@pytest.fixture(scope="module")
+def pipeline_parts(tmp_path_factory, one_torch_thread):
+    from conftest import make_sample_split
+    from test_pipeline import MarginalMultilabel
+
+    from bench.embeddings import resolve_embedding
+    from bench.pipeline import BenchSpeakerDiarization, pipeline_file
+
+    split = load_folder(make_sample_split(tmp_path_factory.mktemp("bench-pipeline") / "split"))
+    audio = AudioCache(tmp_path_factory.mktemp("bench-audio"))
+    model, _ = load_initial(Pretrained(id="pyannote/segmentation-3.0"))
+    multilabel = MarginalMultilabel.from_powerset(model, power=0.5)
+    embedding = resolve_embedding("campplus")[0]
+    pipeline = BenchSpeakerDiarization(multilabel, embedding)
+    pipeline.instantiate(pipeline.initial_parameters())
+    rec = split.files("dev")[0]
+    file = pipeline_file(rec, audio, with_reference=True)
+    return pipeline, embedding, file, rec.duration
+
+
+def _binarized(pipeline, file):
+    from pyannote.audio.utils.signal import binarize
+
+    segmentations = pipeline.get_segmentations(file)
+    return segmentations, binarize(segmentations, onset=pipeline.segmentation.threshold)
+
+
+def test_pipeline_segmentation(benchmark, pipeline_parts):
+    """The pipeline's sliding-window segmentation of one 30 s file."""
+    pipeline, _, file, duration = pipeline_parts
+    segmentations = benchmark.pedantic(pipeline.get_segmentations, args=(file,), rounds=2)
+    benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
+    assert segmentations.data.ndim == 3
+
+
+def test_pipeline_embedding(benchmark, pipeline_parts):
+    """CAM++ embeddings of every (chunk, local speaker) of one 30 s file."""
+    pipeline, _, file, duration = pipeline_parts
+    _, binarized = _binarized(pipeline, file)
+    embeddings = benchmark.pedantic(pipeline.get_embeddings, args=(file, binarized), rounds=1)
+    benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
+    assert embeddings.shape[:2] == binarized.data.shape[::2] and np.isfinite(embeddings).any()
+
+
+def test_pipeline_embedding_at_a_second_threshold(benchmark, pipeline_parts):
+    """The memo: embeddings at a second segmentation threshold, after a first pass at 0.5 (what
+    tuning's dev score after stage 1 costs); only the items whose mask changed are embedded."""
+    from bench.embeddings import EmbeddingMemo
+
+    pipeline, embedding, file, duration = pipeline_parts
+    memo = EmbeddingMemo(embedding)
+    pipeline._embedding = memo
+    try:
+        _, first = _binarized(pipeline, file)
+        pipeline.get_embeddings(file, first)
+        pipeline.segmentation.threshold = 0.6
+        _, second = _binarized(pipeline, file)
+
+        def again() -> np.ndarray:
+            return pipeline.get_embeddings(file, second)
+
+        benchmark.pedantic(again, rounds=1)
+    finally:
+        pipeline._embedding = embedding
+        pipeline.segmentation.threshold = 0.5
+    benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
+    benchmark.extra_info["reused_items"] = memo.hits
+    assert memo.hits > 0
+
+
+def test_pipeline_clustering(benchmark, pipeline_parts):
+    """Clustering, reconstruction and conversion to an annotation, embeddings given."""
+    pipeline, _, file, duration = pipeline_parts
+    segmentations, binarized = _binarized(pipeline, file)
+    embeddings = pipeline.get_embeddings(file, binarized)
+    count = pipeline.speaker_count(binarized, pipeline._segmentation.model.receptive_field)
+
+    def cluster():
+        hard, _, _ = pipeline.clustering(
+            embeddings=embeddings, segmentations=binarized, min_clusters=1, max_clusters=20
+        )
+        hard[np.sum(binarized.data, axis=1) == 0] = -2
+        return pipeline.to_annotation(pipeline.reconstruct(segmentations, hard, count))
+
+    annotation = benchmark.pedantic(cluster, rounds=3)
+    benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
+    assert annotation.labels()
+
+
+def test_pipeline_tuning(benchmark, pipeline_parts):
+    """Two-stage tuning on one 30 s dev file (2 + 2 trials), embeddings memoised as in a run."""
+    from bench.embeddings import EmbeddingMemo
+    from bench.pipeline import tune
+
+    pipeline, embedding, file, duration = pipeline_parts
+    dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")}]
+
+    def tuning():
+        return tune(pipeline._segmentation.model, EmbeddingMemo(embedding), dev, (2, 2), 0)
+
+    _, record, _ = benchmark.pedantic(tuning, rounds=1)
+    benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
+    assert record["dev_der_after"] <= record["dev_der_before"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import soundfile as sf
 from conftest import SAMPLE_RTTM, SAMPLE_WAV
 
 from bench.audio import GUARD_SAMPLES, AudioCache
-from bench.data import DataError, load_folder, load_protocol
+from bench.data import AUDIO_END_TOLERANCE, DataError, load_folder, load_protocol, read_rttm_all
 
 
 def test_loads_sample_split(sample_split):
@@ -96,8 +97,101 @@ def test_bad_uem(sample_split):
     path = sample_split / "train" / "uem" / "sample_train.uem"
     path.write_text("sample_train 1 10.0 5.0\n")
     expect_error(sample_split, f"{path}:1:", "end 5.0 is not after start 10.0")
-    path.write_text("sample_train 1 40.0 50.0\n")
+    path.write_text("sample_train 1 30.02 30.08\n")  # past the end, within the tolerance
     expect_error(sample_split, str(path), "outside the audio")
+
+
+def truncate(wav: Path, seconds: float) -> None:
+    """Keep the first ``seconds`` of a wav file, as an interrupted copy would."""
+    data, rate = sf.read(wav, dtype="int16")
+    sf.write(wav, data[: round(seconds * rate)], rate, subtype="PCM_16")
+
+
+def test_a_uem_beyond_the_end_of_truncated_audio_is_refused(sample_split):
+    wav = sample_split / "test" / "wav" / "sample_test.wav"
+    uem = sample_split / "test" / "uem" / "sample_test.uem"
+    truncate(wav, 12.0)  # the UEM still says 0-30 s: cropping would drop 18 s of reference
+    expect_error(sample_split, f"{uem}:1:", "ends at 30.000 s", "audio (12.000 s)")
+    # up to the tolerance past the end, the UEM is cropped to the audio
+    uem.write_text(f"sample_test 1 0.000 {12.0 + AUDIO_END_TOLERANCE - 0.01:.3f}\n")
+    (rec,) = load_folder(sample_split).files("test")
+    assert rec.annotated.duration() == pytest.approx(12.0)
+    assert rec.annotation.get_timeline().extent().end == pytest.approx(12.0)
+
+
+def test_a_wav_without_samples_is_refused(sample_split):
+    wav = sample_split / "train" / "wav" / "sample_train.wav"
+    (sample_split / "train" / "uem" / "sample_train.uem").unlink()  # whole file: 0 s
+    sf.write(wav, np.zeros(0, dtype="int16"), 16000, subtype="PCM_16")
+    expect_error(sample_split, str(wav), "no samples")
+
+
+def test_an_unknown_rttm_type_is_refused(sample_split):
+    path = sample_split / "dev" / "rttm" / "sample_dev.rttm"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace("SPEAKER", "SPEKER")  # a typo would drop the turn silently
+    path.write_text("\n".join(lines))
+    expect_error(sample_split, f"{path}:3:", "unknown RTTM type 'SPEKER'")
+
+
+def test_the_other_rttm_types_are_read_past(sample_split):
+    path = sample_split / "dev" / "rttm" / "sample_dev.rttm"
+    before = turns(load_folder(sample_split).files("dev")[0].annotation)
+    lines = path.read_text().splitlines()
+    known = [
+        "SPKR-INFO sample_dev 1 <NA> <NA> <NA> unknown speaker90 <NA> <NA>",
+        "NOSCORE sample_dev 1 0.000 1.000 <NA> <NA> <NA> <NA> <NA>",
+        "NON-SPEECH sample_dev 1 1.000 0.500 <NA> noise <NA> <NA> <NA>",
+        "A/P sample_dev 1 2.000 0.500 <NA> <NA> <NA> <NA> <NA>",
+        "lexeme sample_dev 1 6.700 0.300 hello lex speaker90 <NA> <NA>",
+    ]
+    lines[0] = lines[0].replace("SPEAKER", "speaker")  # types are case-insensitive, as in md-eval
+    path.write_text("\n".join(known + lines))
+    assert turns(load_folder(sample_split).files("dev")[0].annotation) == before
+
+
+def test_an_rttm_of_many_uris_is_read_per_uri(tmp_path):
+    path = tmp_path / "system.rttm"
+    path.write_text(
+        SAMPLE_RTTM.read_text()
+        + "SPKR-INFO other 1 <NA> <NA> <NA> unknown a <NA> <NA>\n"
+        + "SPEAKER other 1 1.000 2.000 <NA> <NA> a <NA> <NA>\n"
+        + "SPEAKER other 1 4.000 0.000 <NA> <NA> b <NA> <NA>\n"
+    )
+    found = read_rttm_all(path)
+    assert sorted(found) == ["other", "sample"] and len(found["sample"]) == 10
+    assert turns(found["other"]) == [(1.0, 3.0, "a")]  # zero duration left out, as for a file
+    path.write_text(path.read_text().replace("SPEAKER other 1 1.000", "SPEKER other 1 1.000"))
+    with pytest.raises(DataError, match=re.escape(f"{path}:12: unknown RTTM type 'SPEKER'")):
+        read_rttm_all(path)
+
+
+@pytest.mark.parametrize("kind", ["rttm", "uem", "list"])
+def test_text_that_is_not_utf8_names_file_and_line(sample_split, kind):
+    path = {
+        "rttm": sample_split / "dev" / "rttm" / "sample_dev.rttm",
+        "uem": sample_split / "dev" / "uem" / "sample_dev.uem",
+        "list": sample_split / "dev.txt",
+    }[kind]
+    path.write_bytes(b"# r\xe9union\n" + path.read_bytes())  # Latin-1, not UTF-8
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([lines[1], lines[0], *lines[2:]]))  # the bad byte on line 2
+    expect_error(sample_split, f"{path}:2:", "not UTF-8", "0xe9")
+
+
+def test_a_list_with_a_byte_order_mark_is_read(sample_split):
+    path = sample_split / "train.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as some Windows editors save it
+    assert [rec.uri for rec in load_folder(sample_split).files("train")] == ["sample_train"]
+
+
+def test_the_same_audio_in_two_subsets_is_refused(sample_split):
+    train = sample_split / "train" / "wav" / "sample_train.wav"
+    test = sample_split / "test" / "wav" / "sample_test.wav"
+    add_silent_file(sample_split, "test", "copy", audio=test)  # twice in one subset: loads
+    assert len(load_folder(sample_split).files("test")) == 2
+    shutil.copy(train, test)  # a training recording in the test set
+    expect_error(sample_split, str(test), f"same audio as {train}", "test and train subsets")
 
 
 def test_audio_cache_decodes_with_soundfile(tmp_path):
@@ -127,24 +221,30 @@ def turns(annotation) -> list[tuple[float, float, str]]:
     return sorted((s.start, s.end, label) for s, _, label in tracks)
 
 
-def test_database_yml_protocol_gives_the_same_recordings(sample_split):
+def write_database_yml(root: Path, name: str, uem: bool = True) -> Path:
+    """A database.yml over a sample split folder, protocol ``Sample.SpeakerDiarization.{name}``
+    reading ``{subset}.rttm`` (and ``{subset}.uem``), copied from the folder's files."""
     for subset in ("train", "dev", "test"):
-        uri = f"sample_{subset}"
-        rttm = (sample_split / subset / "rttm" / f"{uri}.rttm").read_text()
-        (sample_split / f"{subset}.rttm").write_text(rttm)
-        (sample_split / f"{subset}.uem").write_text(f"{uri} 1 0.000 30.000\n")
-    yml = sample_split / "database.yml"
+        for kind in ("rttm", "uem") if uem else ("rttm",):
+            text = (root / subset / kind / f"sample_{subset}.{kind}").read_text()
+            (root / f"{subset}.{kind}").write_text(text)
+    yml = root / "database.yml"
     yml.write_text(
         "Databases:\n"
         "  Sample:\n"
-        + "".join(f"    - {sample_split}/{s}/wav/{{uri}}.wav\n" for s in ("train", "dev", "test"))
-        + "Protocols:\n  Sample:\n    SpeakerDiarization:\n      Mine:\n"
+        + "".join(f"    - {root}/{s}/wav/{{uri}}.wav\n" for s in ("train", "dev", "test"))
+        + f"Protocols:\n  Sample:\n    SpeakerDiarization:\n      {name}:\n"
         + "".join(
-            f"        {name}:\n          uri: {s}.txt\n          annotation: {s}.rttm\n"
-            f"          annotated: {s}.uem\n"
-            for name, s in (("train", "train"), ("development", "dev"), ("test", "test"))
+            f"        {method}:\n          uri: {s}.txt\n          annotation: {s}.rttm\n"
+            + (f"          annotated: {s}.uem\n" if uem else "")
+            for method, s in (("train", "train"), ("development", "dev"), ("test", "test"))
         )
     )
+    return yml
+
+
+def test_database_yml_protocol_gives_the_same_recordings(sample_split):
+    yml = write_database_yml(sample_split, "Mine")
     split = load_protocol(yml, "Sample.SpeakerDiarization.Mine")
     folder = load_folder(sample_split)
     for subset in ("train", "dev", "test"):
@@ -156,9 +256,9 @@ def test_database_yml_protocol_gives_the_same_recordings(sample_split):
         load_protocol(yml, "Sample.SpeakerDiarization.Other")
 
 
-def add_silent_file(root: Path, subset: str, uri: str = "silent") -> None:
-    """Add to ``subset`` a copy of the real sample recording whose RTTM is empty."""
-    shutil.copy(SAMPLE_WAV, root / subset / "wav" / f"{uri}.wav")
+def add_silent_file(root: Path, subset: str, uri: str = "silent", audio: Path = SAMPLE_WAV) -> None:
+    """Add to ``subset`` a copy of a recording (the real sample) whose RTTM is empty."""
+    shutil.copy(audio, root / subset / "wav" / f"{uri}.wav")
     (root / subset / "rttm" / f"{uri}.rttm").write_text("")
     listed = (root / f"{subset}.txt").read_text()
     (root / f"{subset}.txt").write_text(f"{listed}{uri}\n")
@@ -190,22 +290,17 @@ def test_a_silent_file_in_a_test_set_with_speech_is_accepted(sample_split):
 
 
 def test_a_protocol_without_test_speech_is_refused(sample_split):
+    yml = write_database_yml(sample_split, "Silent", uem=False)
     (sample_split / "test.rttm").write_text("")
-    for subset in ("train", "dev"):
-        uri = f"sample_{subset}"
-        rttm = (sample_split / subset / "rttm" / f"{uri}.rttm").read_text()
-        (sample_split / f"{subset}.rttm").write_text(rttm)
-    yml = sample_split / "database.yml"
-    yml.write_text(
-        "Databases:\n"
-        "  Sample:\n"
-        + "".join(f"    - {sample_split}/{s}/wav/{{uri}}.wav\n" for s in ("train", "dev", "test"))
-        + "Protocols:\n  Sample:\n    SpeakerDiarization:\n      Silent:\n"
-        + "".join(
-            f"        {name}:\n          uri: {s}.txt\n          annotation: {s}.rttm\n"
-            for name, s in (("train", "train"), ("development", "dev"), ("test", "test"))
-        )
-    )
     with pytest.raises(DataError, match=r"test subset.*no reference speech") as error:
         load_protocol(yml, "Sample.SpeakerDiarization.Silent")
     assert "DER is undefined" in str(error.value)
+
+
+def test_a_protocol_uem_beyond_truncated_audio_is_refused(sample_split):
+    yml = write_database_yml(sample_split, "Truncated")
+    truncate(sample_split / "dev" / "wav" / "sample_dev.wav", 12.0)
+    with pytest.raises(DataError) as error:
+        load_protocol(yml, "Sample.SpeakerDiarization.Truncated")
+    for fragment in ("'sample_dev'", "sample_dev.wav", "ends at 30.000 s", "audio (12.000 s)"):
+        assert fragment in str(error.value)

@@ -19,11 +19,19 @@ from bench.demo import (
     DEMO_VERSION,
     FILE_DURATION,
     HELDOUT_SPEAKERS,
+    OOD_CROWD,
+    OOD_GUESTS,
+    OOD_HOSTS,
+    OOD_SEED,
+    OOD_SIZES,
+    OOD_SPEAKERS,
+    OOD_VERSION,
     SAMPLE_RATE,
     SPEAKERS,
     SUBSETS,
     TRAIN_SPEAKERS,
     ensure_demo,
+    ensure_ood_demo,
     generate_demo,
     synthesize_utterance,
     verify_demo,
@@ -280,3 +288,146 @@ def test_the_default_demo_regenerates_to_the_committed_fingerprint(tmp_path: Pat
         json.loads(p.read_text())["dataset"]["fingerprint"] for p in baseline.glob("*.json")
     }
     assert recorded == {DEMO_FINGERPRINT}
+
+
+# The out-of-domain demo split (ensure_ood_demo): a second, different split for checks such as
+# forgetting. Pinned like the demo's so that a change of its bytes is a deliberate one.
+OOD_FINGERPRINT = "a00e0ce330469854"
+
+
+@pytest.fixture(scope="module")
+def ood(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_ood_demo(tmp_path_factory.mktemp("ood-cache"))
+
+
+def _speakers(root: Path, subset: str) -> dict[str, set[str]]:
+    return {
+        uri: {speaker for *_, speaker in _rttm(root / subset / "rttm" / f"{uri}.rttm")}
+        for uri in _uris(root, subset)
+    }
+
+
+def _snr_db(root: Path, subset: str) -> list[float]:
+    """Power inside the RTTM segments over power outside them, per file (dB)."""
+    ratios = []
+    for uri in _uris(root, subset):
+        x, sr = sf.read(root / subset / "wav" / f"{uri}.wav")
+        speech = np.zeros(len(x), bool)
+        for start, d, _ in _rttm(root / subset / "rttm" / f"{uri}.rttm"):
+            speech[round(start * sr) : round((start + d) * sr)] = True
+        ratios.append(10 * np.log10(np.mean(x[speech] ** 2) / np.mean(x[~speech] ** 2)))
+    return ratios
+
+
+def test_ood_demo_is_deterministic_cached_and_loads_as_a_split(ood: Path, tmp_path: Path):
+    from bench.data import load_folder
+
+    assert ood.name == f"demo-ood-v{OOD_VERSION}-seed{OOD_SEED}"
+    assert verify_demo(ood) == []
+    assert sorted(p.name for p in ood.parent.iterdir()) == sorted([ood.name, f".{ood.name}.lock"])
+    manifest = json.loads((ood / "MANIFEST.json").read_text())
+    assert (manifest["split"], manifest["version"], manifest["seed"]) == ("ood", OOD_VERSION, 1)
+    assert manifest["sizes"] == OOD_SIZES and set(manifest["files"]) == set(_files(ood)) - {
+        "MANIFEST.json"
+    }
+    stamp = (ood / "MANIFEST.json").stat().st_mtime_ns
+    assert ensure_ood_demo(ood.parent) == ood  # reused, not regenerated
+    assert (ood / "MANIFEST.json").stat().st_mtime_ns == stamp
+
+    # again, in a fresh interpreter through the command line: the same bytes
+    again = tmp_path / "again"
+    command = [sys.executable, "-m", "bench.demo", str(again), "--ood"]
+    subprocess.run(command, check=True, env=_env(), capture_output=True)
+    ours, theirs = _files(ood), _files(again)
+    assert sorted(ours) == sorted(theirs)
+    assert [f for f in ours if ours[f] != theirs[f]] == []
+    split = load_folder(ood)
+    assert split.fingerprint == load_folder(again).fingerprint == OOD_FINGERPRINT
+    assert {k: len(v) for k, v in split.recordings.items()} == OOD_SIZES
+    for subset in SUBSETS:
+        for uri in _uris(ood, subset):
+            info = sf.info(ood / subset / "wav" / f"{uri}.wav")
+            assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
+            assert info.frames == FILE_DURATION * SAMPLE_RATE
+    assert not (ood / "noise").exists() and not (ood / "ir").exists()
+
+
+def test_ood_demo_differs_from_the_demo(ood: Path, demo: Path):
+    from bench.data import load_folder
+
+    assert load_folder(ood).fingerprint != DEMO_FINGERPRINT
+    assert load_folder(ood).fingerprint != load_folder(demo).fingerprint
+    labels = {s for subset in SUBSETS for spk in _speakers(ood, subset).values() for s in spk}
+    assert labels == {s.name for s in OOD_SPEAKERS}  # every OOD voice is used
+    assert labels.isdisjoint(s.name for s in SPEAKERS)
+    demo_labels = {s for subset in SUBSETS for spk in _speakers(demo, subset).values() for s in spk}
+    assert labels.isdisjoint(demo_labels)
+    # other voices: no espeak variant of the demo, neither for speakers nor for the babble
+    assert {s.variant for s in OOD_SPEAKERS + OOD_CROWD}.isdisjoint(s.variant for s in SPEAKERS)
+    assert {(s.pitch, s.rate) for s in OOD_SPEAKERS}.isdisjoint((s.pitch, s.rate) for s in SPEAKERS)
+    assert set(_uris(ood, "test")).isdisjoint(_uris(demo, "test"))
+    # other noise: louder under the speech (10-16 dB SNR against 15-25 dB), and made of babble
+    assert np.mean(_snr_db(ood, "test")) < np.mean(_snr_db(demo, "test")) - 3.0
+    manifest = json.loads((ood / "MANIFEST.json").read_text())
+    assert manifest["babble_voices"] == ["es+klatt", "es+linda", "es+adam"]
+
+
+def test_ood_demo_has_overlap_and_a_guest_speaking_another_language_in_every_file(ood: Path):
+    guests = {s.name: s for s in OOD_GUESTS}
+    hosts = {s.name for s in OOD_HOSTS}
+    for subset in SUBSETS:
+        for uri, speakers in _speakers(ood, subset).items():
+            assert 2 <= len(speakers) <= 4, uri
+            assert len(speakers & set(guests)) == 1 and speakers - set(guests) <= hosts, uri
+    # the test files take the guests (Japanese, Scottish English) in turn
+    in_test = set().union(*_speakers(ood, "test").values())
+    assert {guests[g].lang for g in in_test & set(guests)} == {"ja", "en-gb-scotland"}
+    overlaps = 0
+    for uri in _uris(ood, "test"):
+        segments = sorted(_rttm(ood / "test" / "rttm" / f"{uri}.rttm"))
+        ends = np.maximum.accumulate([start + d for start, d, _ in segments])
+        overlaps += sum(
+            start < end for (start, *_), end in zip(segments[1:], ends[:-1], strict=True)
+        )
+    assert overlaps >= 2
+    readme = (ood / "README.md").read_text()
+    for words in ("`ja+m8`", "Japanese", "`en-gb-scotland+belinda`", "Scottish English", "GPL"):
+        assert words in readme
+    manifest = json.loads((ood / "MANIFEST.json").read_text())
+    assert manifest["speakers"]["ood05"] == {
+        "role": "guest",
+        "language": "Japanese",
+        "voice": "ja+m8",
+        "pitch": 52,
+        "pitch_range": 60,
+        "rate": 160,
+    }
+    assert {v["language"] for v in manifest["speakers"].values()} == {
+        "Korean",
+        "Japanese",
+        "Scottish English",
+    }
+
+
+_BOTH = """
+import sys
+from bench.data import load_folder
+from bench.demo import ensure_demo, ensure_ood_demo
+ood = ensure_ood_demo(sys.argv[1])
+print(load_folder(ood).fingerprint, load_folder(ensure_demo(sys.argv[1])).fingerprint)
+"""
+
+
+def test_building_the_ood_demo_first_leaves_the_demo_unchanged(tmp_path: Path):
+    """One process builds the OOD split, then the default demo (full size) from scratch: same
+    cache, and the demo still has the committed fingerprint."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BOTH, str(tmp_path / "cache")],
+        check=True,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out == [OOD_FINGERPRINT, DEMO_FINGERPRINT]
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock"))
+    assert names == [f"demo-ood-v{OOD_VERSION}-seed{OOD_SEED}", f"demo-v{DEMO_VERSION}-seed0"]

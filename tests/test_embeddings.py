@@ -16,7 +16,12 @@ from pyannote.audio.models.embedding import XVectorSincNet
 from bench import campplus
 from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
 from bench.data import read_rttm
-from bench.embeddings import CAMPPlusEmbedding, EmbeddingError, resolve_embedding
+from bench.embeddings import (
+    CAMPPlusEmbedding,
+    EmbeddingError,
+    EmbeddingMemo,
+    resolve_embedding,
+)
 from bench.hashing import sha256_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,6 +121,49 @@ def test_masks_select_frames_like_pyannote(embedding, sample):
     # the shortest input CAM++ takes gives a finite embedding, one frame less gives NaN
     assert np.isfinite(embedding(chunk[None, None, : embedding.min_num_samples])).all()
     assert np.isnan(embedding(chunk[None, None, : embedding.min_num_samples - 160])).all()
+
+
+def test_one_filterbank_per_chunk_and_none_for_items_without_speech(embedding, sample, monkeypatch):
+    calls = []
+    fbank = campplus.log_fbank
+    monkeypatch.setattr(campplus, "log_fbank", lambda w: calls.append(1) or fbank(w))
+    chunk = sample[: 10 * 16000]
+    waveforms = torch.stack([chunk, chunk, chunk, chunk.flip(0)])[:, None]
+    masks = torch.zeros(4, 589)
+    masks[0, :300] = 1.0  # three local speakers of one chunk: one filterbank
+    masks[1, 250:] = 1.0
+    masks[2, :1] = 1.0  # too little speech: no filterbank at all
+    masks[3] = 1.0
+    out = embedding(waveforms, masks)
+    assert len(calls) == 2
+    assert np.isnan(out[2]).all() and np.isfinite(out[[0, 1, 3]]).all()
+    for i in (0, 1, 3):  # the same numbers as each item alone
+        alone = embedding(waveforms[i : i + 1], masks[i : i + 1])[0]
+        np.testing.assert_allclose(out[i], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_the_memo_embeds_each_distinct_chunk_and_mask_once(embedding, sample):
+    memo = EmbeddingMemo(embedding)
+    assert (memo.dimension, memo.metric, memo.sample_rate) == (
+        embedding.dimension,
+        embedding.metric,
+        embedding.sample_rate,
+    )
+    chunk = sample[: 10 * 16000]
+    waveforms = torch.stack([chunk, chunk, chunk.flip(0)])[:, None]
+    masks = torch.zeros(3, 589)
+    masks[0, :300] = 1.0
+    masks[1, :300] = 1.0  # the same item twice in one batch
+    masks[2, 100:] = 1.0
+    first = memo(waveforms, masks)
+    assert (memo.misses, memo.hits) == (2, 1)
+    np.testing.assert_array_equal(first[0], first[1])
+    np.testing.assert_allclose(first, embedding(waveforms, masks), rtol=1e-4, atol=1e-5)
+    masks[2, :100] = 1.0  # one mask changes (a new threshold): only it is embedded again
+    second = memo(waveforms, masks)
+    assert (memo.misses, memo.hits) == (3, 3)
+    np.testing.assert_array_equal(second[:2], first[:2])
+    assert not np.allclose(second[2], first[2])
 
 
 def test_local_pyannote_embedding_checkpoint(tmp_path):

@@ -243,3 +243,103 @@ def test_an_empty_baseline_makes_every_recipe_new(runs, tmp_path):
     empty.mkdir()
     code, output = bench("gate", "--baseline", str(empty), "--candidate", str(runs["baseline"]))
     assert code == 0 and "| gated | 0 |" in output and "new recipe, no baseline yet" in output
+
+
+def scored(merge_minor: bool, jer: bool = True) -> dict:
+    """Full-pipeline scores (bench.scoring.Scorer) of eight 30 s files where A talks but for
+    B's 1.5 s: the hypothesis finds B 0.1 s late, or (``merge_minor``) gives B's turn to A.
+    Merging costs 5% DER but half of JER (B is one speaker of two). Without ``jer``: a record
+    scored before JER existed."""
+    import numpy as np
+    from pyannote.core import Annotation, Segment, Timeline
+
+    from bench.scoring import Scorer
+
+    def annotation(turns):
+        built = Annotation()
+        for label, start, end in turns:
+            built[Segment(start, end), len(built)] = label
+        return built
+
+    scorer = Scorer({})
+    for i, start in enumerate(np.random.default_rng(0).uniform(5, 20, size=8)):
+        reference = annotation([("A", 0, start), ("B", start, start + 1.5), ("A", start + 1.5, 30)])
+        turns = [("x", 0, 30)] if merge_minor else [
+            ("x", 0, start + 0.1), ("y", start + 0.1, start + 1.5), ("x", start + 1.5, 30)
+        ]  # fmt: skip
+        scorer.add(f"f{i}", reference, annotation(turns), Timeline([Segment(0, 30)]))
+    report = scorer.report()
+    if not jer:
+        del report["JER"], report["jaccard"]
+        for file in report["files"].values():
+            del file["JER"], file["jaccard"]
+    return report
+
+
+def record(folder, test: dict, name: str = "gated"):
+    """A result record of ``name`` (seed 0) with these test scores, alone in ``folder``."""
+    from bench.results import RunIdentity, ok_record, write_record
+
+    identity = RunIdentity(
+        name, "recipe", "h" * 16, "abc", 0, 1, None, 1, 8, "32-true", None, None, "0.1.0"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    write_record(
+        folder,
+        ok_record(name=name, identity=identity.as_dict(), dataset={"fingerprint": "abc"},
+                  test=test, seed=0),
+    )  # fmt: skip
+    return folder
+
+
+def test_jer_gate_catches_a_lost_speaker_that_der_tolerates(tmp_path):
+    from bench import gate as gating
+
+    good = {"pipeline": scored(merge_minor=False)}
+    bad = {"pipeline": scored(merge_minor=True)}
+    assert bad["pipeline"]["DER"] - good["pipeline"]["DER"] < 0.05
+    assert bad["pipeline"]["JER"] - good["pipeline"]["JER"] > 0.4
+    baseline, candidate = record(tmp_path / "b", good), record(tmp_path / "c", bad)
+    options = ("--baseline", str(baseline), "--candidate", str(candidate), "--max-increase", "0.1")
+    code, output = bench("gate", *options)
+    assert code == 0 and "| full-pipeline DER |" in output and "within tolerance" in output
+    report = tmp_path / "jer.md"
+    code, output = bench("gate", *options, "--metric", "jer", "--markdown", str(report))
+    assert code == 1 and "**regression**" in output and report.read_text() == output
+    assert "| full-pipeline JER |" in output and "baseline JER | candidate JER" in output
+    assert "test JER increase" in output
+    (verdict,) = gating.compare(baseline, candidate, 0.1, measure="jer")
+    assert verdict.measure == "jer" and verdict.status == "regression"
+    assert verdict.baseline == pytest.approx(good["pipeline"]["JER"])
+    assert verdict.comparison.difference.estimate == pytest.approx(
+        bad["pipeline"]["JER"] - good["pipeline"]["JER"]
+    )
+    code, output = bench("gate", "--baseline", str(baseline), "--candidate", str(baseline),
+                         "--metric", "jer")  # fmt: skip
+    assert code == 0 and "no JER regression" in output and "| unchanged |" in output
+
+
+def test_jer_gate_refuses_records_without_jer(tmp_path):
+    """A record scored before JER, or without the pipeline, is refused by name; the DER gate
+    still compares the same pair. A record without the compared DER is refused too (it used to
+    crash the gate)."""
+    scores = scored(merge_minor=False)
+    candidate = record(tmp_path / "c", {"chunk": scores, "pipeline": scores})
+    for kind, test in (
+        ("older", {"pipeline": scored(merge_minor=False, jer=False)}),
+        ("chunk", {"chunk": scored(merge_minor=False, jer=False)}),
+    ):
+        baseline = record(tmp_path / kind, test)
+        options = ("--baseline", str(baseline), "--candidate", str(candidate))
+        code, output = bench("gate", *options, "--metric", "jer")
+        assert code == 2 and "**refused**" in output, output
+        assert "no full-pipeline JER" in output and "baseline gated (seed 0)" in output
+        assert "candidate gated" not in output
+        code, output = bench("gate", *options)
+        assert code == 0 and "| unchanged |" in output
+    pipeline_only = record(tmp_path / "p", {"pipeline": scores})
+    code, output = bench("gate", "--baseline", str(baseline), "--candidate", str(pipeline_only))
+    assert code == 2 and "no chunk-level DER in candidate gated (seed 0)" in output
+    code, output = bench("gate", "--baseline", str(candidate), "--candidate", str(candidate),
+                         "--metric", "wer")  # fmt: skip
+    assert code == 2 and "metric 'wer': expected one of der, jer" in output

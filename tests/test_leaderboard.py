@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from bench import leaderboard, stats
 from bench.cli import app
-from bench.results import read_result
+from bench.hashing import sha256_file
+from bench.results import RunIdentity, external_record, ok_record, read_result, write_record
 
 XSS = '<script>alert(1)</script> "><img src=x onerror=alert(2)> & | pipes'
 REFERENCE_HEADER = [
@@ -439,6 +440,401 @@ def test_formatting_helpers():
 
 
 # ---------------------------------------------------------------------------------------------
+# The detail metrics, the heat map, the forgetting check, hypotheses and external systems, on
+# hand-made records in the format of /tmp/spec/record_metrics.md (bench.scoring.Scorer.report)
+
+HAND = {"name": "hand", "fingerprint": "f00dcafe0001", "source": "hand-made", "subsets": {}}
+OTHER = {"name": "other", "fingerprint": "beefbeef0002", "source": "hand-made", "subsets": {}}
+THIRD = {"name": "third", "fingerprint": "cafecafe0003", "source": "hand-made", "subsets": {}}
+ABOUT = "https://example.org/vendor"
+EVIL_ABOUT = 'javascript:alert(1) <b>bold</b> "quoted" | pipe'
+
+
+def summary(errors: float, total: float) -> dict:
+    """A summarize()-style dict; confusion and miss share the errors, no false alarm."""
+    seconds = {"confusion": errors / 2, "false_alarm": 0.0, "missed_detection": errors / 2}
+    rates = {"DER": errors / total, "Confusion": errors / 2 / total, "FalseAlarm": 0.0}
+    return {
+        **rates,
+        "Miss": errors / 2 / total,
+        "speech": total,
+        "seconds": {**seconds, "total": total},
+    }
+
+
+def report(files: dict[str, dict], detail: bool = True) -> dict:
+    """A full-pipeline report from per-file ``single`` and ``overlapped`` (error, total) seconds,
+    ``jaccard`` (speaker error, speaker count) and ``speakers`` (reference, hypothesis);
+    ``detail=False`` gives the older format (DER and its components only)."""
+
+    def error(f: dict) -> float:
+        return f["single"][0] + f["overlapped"][0]
+
+    def total(f: dict) -> float:
+        return f["single"][1] + f["overlapped"][1]
+
+    out = summary(sum(map(error, files.values())), sum(map(total, files.values())))
+    out["files"] = {uri: summary(error(f), total(f)) for uri, f in files.items()}
+    if not detail:
+        return out
+    for uri, f in files.items():
+        (e, c), (ref, hyp) = f["jaccard"], f["speakers"]
+        out["files"][uri].update(
+            JER=e / c,
+            jaccard={"speaker_error": e, "speaker_count": c},
+            speakers={"reference": ref, "hypothesis": hyp},
+        )
+    e, c = (sum(f["jaccard"][i] for f in files.values()) for i in (0, 1))
+    out.update(JER=e / c, jaccard={"speaker_error": e, "speaker_count": c})
+    misses = [abs(f["speakers"][0] - f["speakers"][1]) for f in files.values()]
+    out["speaker_count"] = {
+        "accuracy": misses.count(0) / len(misses),
+        "mae": statistics.mean(misses),
+        "files": len(misses),
+    }
+    out["overlap"] = {
+        part: {
+            **summary(*(sum(f[part][i] for f in files.values()) for i in (0, 1))),
+            "files": {uri: summary(*f[part]) for uri, f in files.items()},
+        }
+        for part in ("single", "overlapped")
+    }
+    return out
+
+
+def on_hand(errors: dict[str, tuple[float, float]], offset: float = 0.0) -> dict[str, dict]:
+    """Per-file inputs of :func:`report` on the ``hand`` split's three test files."""
+    totals = {"a_meeting": (50.0, 10.0), "b_call": (40.0, 20.0), "c_panel": (30.0, 5.0)}
+    speakers = {"a_meeting": (2, 2), "b_call": (3, 2), "c_panel": (2, 2 + int(offset > 0))}
+    return {
+        uri: {
+            "single": (errors[uri][0], totals[uri][0]),
+            "overlapped": (errors[uri][1], totals[uri][1]),
+            "jaccard": (0.1 + offset + errors[uri][1] / 20, speakers[uri][0]),
+            "speakers": speakers[uri],
+        }
+        for uri in totals
+    }
+
+
+def on_other(x: float, y: float) -> dict[str, dict]:
+    """Two files of another split whose pooled DER is ``(x + y) / 100``."""
+    return {
+        uri: {
+            "single": (e, 25.0),
+            "overlapped": (0.0, 25.0),
+            "jaccard": (e / 50, 2.0),
+            "speakers": (2, 2),
+        }
+        for uri, e in (("x_other", x), ("y_other", y))
+    }
+
+
+HAND_RUNS = {  # name: (epochs, {uri: (single error, overlapped error)}), best first
+    "tuned": (5, {"a_meeting": (3, 2), "b_call": (4, 5), "c_panel": (2, 1)}),
+    "vendor": (None, {"a_meeting": (4, 2), "b_call": (5, 6), "c_panel": (3, 1)}),
+    "baseline_segmentation_3_0": (0, {"a_meeting": (5, 3), "b_call": (6, 7), "c_panel": (4, 2)}),
+    "older_run": (3, {"a_meeting": (6, 4), "b_call": (7, 8), "c_panel": (5, 2)}),
+    "evil": (None, {"a_meeting": (8, 4), "b_call": (9, 9), "c_panel": (6, 3)}),
+}
+
+
+def also_entry(dataset: dict, files: dict) -> dict:
+    return {"dataset": dataset, "pipeline": report(files)}
+
+
+def write_rttm(folder: Path, relative: str, uri: str) -> dict:
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"SPEAKER {uri} 1 0.000 1.000 <NA> <NA> spk0 <NA> <NA>\n")
+    return {"path": relative, "sha256": sha256_file(path)}
+
+
+def hand_identity(name: str, epochs: int | None) -> dict:
+    return RunIdentity(
+        name=name,
+        kind="recipe",
+        recipe_hash=f"hash-{name}",
+        fingerprint=HAND["fingerprint"],
+        seed=0,
+        epochs=epochs,
+        max_batches=None,
+        world_size=1,
+        global_batch=8,
+        precision="32-true",
+        init_sha256=None,
+        augmentation_sha256=None,
+        bench_version="test",
+    ).as_dict()
+
+
+@pytest.fixture(scope="module")
+def hand_results(tmp_path_factory) -> Path:
+    """A recipe fine-tuned from a baseline (both also tested on other splits), an external
+    system with a URL, one whose ``about`` is hostile, and an older record without the new
+    fields, all on one split; hypothesis files beside the results, some missing or altered."""
+    folder = tmp_path_factory.mktemp("hand") / "results"
+    folder.mkdir()
+    (folder.parent / "secret.rttm").write_text("not to be published\n")
+    tuned_outputs = {
+        "format": "rttm",
+        "test": {
+            "a_meeting": write_rttm(folder, "runs/tuned/hypotheses/test/a_meeting.rttm", "a"),
+            "b_call": write_rttm(folder, "runs/tuned/hypotheses/test/b_call.rttm", "b"),
+            "c_panel": {"path": "runs/tuned/hypotheses/test/c_panel.rttm", "sha256": "0" * 64},
+        },
+        "dev": {
+            "d_dev": write_rttm(folder, "runs/tuned/hypotheses/dev/d_dev.rttm", "d"),
+            "e_dev": {"path": "../secret.rttm", "sha256": None},
+        },
+        "also_test": {
+            OTHER["fingerprint"]: {
+                "x_other": write_rttm(folder, "runs/tuned/hypotheses/other/x_other.rttm", "x")
+            }
+        },
+    }
+    altered = write_rttm(folder, "runs/tuned/hypotheses/dev/f_dev.rttm", "f")
+    (folder / altered["path"]).write_text("changed after scoring\n")
+    tuned_outputs["dev"]["f_dev"] = altered
+    also = {
+        "tuned": {
+            OTHER["fingerprint"]: also_entry(OTHER, on_other(13.1, 10.0)),
+            THIRD["fingerprint"]: also_entry(THIRD, on_other(6.0, 4.0)),
+        },
+        "baseline_segmentation_3_0": {OTHER["fingerprint"]: also_entry(OTHER, on_other(12.0, 8.0))},
+    }
+    for i, (name, (epochs, errors)) in enumerate(HAND_RUNS.items()):
+        scores = report(on_hand(errors, 0.05 * i), detail=name != "older_run")
+        if name in ("vendor", "evil"):
+            outputs = {"format": "rttm", "test": {}, "missing_as_empty": ["c_panel"]}
+            for uri in ("a_meeting", "b_call"):
+                outputs["test"][uri] = write_rttm(folder, f"{name}/{uri}.rttm", uri)
+            about = ABOUT if name == "vendor" else EVIL_ABOUT
+            content = {uri: entry["sha256"] for uri, entry in outputs["test"].items()}
+            record = external_record(
+                name, HAND, {"pipeline": scores}, outputs, content=content, about=about
+            )
+        else:
+            recipe = {"name": name, "mode": "finetune", "epochs": epochs, "batch_size": 8}
+            record = ok_record(
+                name=name,
+                identity=hand_identity(name, epochs),
+                recipe=recipe,
+                dataset=HAND,
+                seed=0,
+                test={"pipeline": scores},
+                also_test=also.get(name, {}),
+                outputs=tuned_outputs if name == "tuned" else None,
+            )
+        write_record(folder, record)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hand_site(hand_results, tmp_path_factory) -> tuple[Path, leaderboard.Board]:
+    out = tmp_path_factory.mktemp("hand-site") / "site"
+    return out, leaderboard.write_leaderboard(hand_results, out)
+
+
+def hand_table(out: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The markdown ranking of the hand split: its header, and each row by recipe name."""
+    header, *rows = sections((out / "LEADERBOARD.md").read_text())[split_heading({"dataset": HAND})]
+    return header, {row[1]: row for row in rows}
+
+
+def pooled(errors: dict[str, tuple[float, float]], part: int | None = None) -> float:
+    """The hand split's DER from per-file errors (``part``: 0 single, 1 overlapped)."""
+    totals = {"a_meeting": (50.0, 10.0), "b_call": (40.0, 20.0), "c_panel": (30.0, 5.0)}
+    parts = (0, 1) if part is None else (part,)
+    return sum(errors[u][p] for u in errors for p in parts) / sum(
+        totals[u][p] for u in totals for p in parts
+    )
+
+
+def test_detail_metrics_are_new_columns(hand_site, hand_results):
+    out, _ = hand_site
+    header, rows = hand_table(out)
+    assert list(rows) == list(HAND_RUNS)  # ranked by full-pipeline DER, externals among them
+    at = {name: header.index(name) for name in ("JER %", "SCA %", "1-spk DER %", "Ovl. DER %")}
+    index = (out / "index.html").read_text()
+    for i, (name, (_, errors)) in enumerate(HAND_RUNS.items()):
+        row = rows[name]
+        assert row[header.index("Test DER % [95% CI]")].startswith(f"{100 * pooled(errors):.1f} [")
+        if name == "older_run":  # an older result without the new fields
+            assert [row[j] for j in at.values()] == ["–"] * 4
+            continue
+        files = on_hand(errors, 0.05 * i)
+        jer = sum(f["jaccard"][0] for f in files.values()) / sum(
+            f["jaccard"][1] for f in files.values()
+        )
+        right = [f["speakers"][0] == f["speakers"][1] for f in files.values()]
+        assert row[at["JER %"]] == f"{100 * jer:.1f}"
+        assert row[at["SCA %"]] == f"{100 * sum(right) / 3:.1f}"
+        assert row[at["1-spk DER %"]] == f"{100 * pooled(errors, 0):.1f}"
+        assert row[at["Ovl. DER %"]] == f"{100 * pooled(errors, 1):.1f}"
+        # the HTML adds JER's bootstrap interval over files, and the speaker-count MAE
+        found = stats.interval_of_files({u: f["jaccard"] for u, f in files.items()})
+        value, bracket = leaderboard.ci_parts(stats.Interval(jer, found.low, found.high, 3))
+        assert f'{value}<span class="ci">{bracket}</span>' in index
+        mae = statistics.mean(abs(f["speakers"][0] - f["speakers"][1]) for f in files.values())
+        assert re.search(
+            rf'<tr class="\w+" data-slug="{name}-[^"]*">.*?<td class="num mae" '
+            rf'data-v="[^"]*">{mae:.2f}</td>',
+            index,
+            re.S,
+        )
+    bullets = [
+        line for line in (out / "LEADERBOARD.md").read_text().splitlines() if line[:2] == "- "
+    ]
+    for column in ("JER %", "SCA %", "1-spk DER %", "Ovl. DER %", "DER on ‹split› %", "external"):
+        assert sum(f"**{column}**" in line for line in bullets) == 1, column  # one line each
+
+
+def test_heat_map_has_one_cell_per_file_and_run(hand_site):
+    out, board = hand_site
+    index = (out / "index.html").read_text()
+    (svg,) = re.findall(r'<svg class="heat-map".*?</svg>', index, re.S)
+    assert (
+        'role="img"' in svg and 'aria-label="Per-file test full-pipeline DER, 3 files by 5' in svg
+    )
+    titles = re.findall(r'<g class="cell"><title>([^<]*)</title>', svg)
+    expected = [
+        f"{uri} · {name}: DER {100 * sum(errors[uri]) / sum(total):.1f} %"
+        for uri, total in (("a_meeting", (50, 10)), ("b_call", (40, 20)), ("c_panel", (30, 5)))
+        for name, (_, errors) in HAND_RUNS.items()  # columns: the ranking, leader first
+    ]
+    assert titles == expected
+    runs = re.findall(r'<a href="(runs/[^"]+)"><text [^>]*><title>([^<]*)</title>', svg)
+    assert [title for _, title in runs] == [f"{i}. {name}" for i, name in enumerate(HAND_RUNS, 1)]
+    assert all((out / href).is_file() for href, _ in runs)
+    heat = leaderboard.heat_map(board.groups[0], lambda run: "")
+    assert heat.top == 0.3 and heat.ticks[-1][1] == "30"  # the scale ends above the worst cell
+    assert 'aria-label="Colour scale: DER from 0 % to 30 %' in index
+
+
+def test_heat_map_caps_the_files_to_those_that_differ_most():
+    n = leaderboard.HEAT_MAX_FILES + 50
+    runs = []
+    for name, slope in (("flat", 0.0), ("steep", 1.0)):
+        files = {f"f{i:03d}": summary(10.0 + slope * i / 2, 100.0) for i in range(n)}
+        data = {"status": "ok", "name": name, "kind": "recipe", "dataset": HAND}
+        data["test"] = {"chunk": {**summary(10.0, 100.0), "files": files}}
+        runs.append(leaderboard.Run(data, Path(f"{name}.json"), name))
+    heat = leaderboard.heat_map(leaderboard.rank_group(runs), lambda run: "")
+    assert heat.capped and heat.files == n and len(heat.rows) == leaderboard.HEAT_MAX_FILES
+    assert heat.rows[0][2] == "f050"  # the 50 flattest files dropped
+    assert len(heat.cells) == 2 * leaderboard.HEAT_MAX_FILES
+    assert heat.ticks[-1][1] == "≥100"  # DER up to 134 %: the scale ends at 100 %
+
+
+def test_also_tested_splits_show_the_change_against_the_baseline_row(hand_site, hand_results):
+    out, board = hand_site
+    (group,) = board.groups
+    assert group.baseline.run.name == "baseline_segmentation_3_0"
+    assert [(s.name, s.metric) for s in group.extra] == [
+        ("other", "pipeline"),
+        ("third", "pipeline"),
+    ]
+    header, rows = hand_table(out)
+    other = header.index("DER on other % (Δ vs baseline)")
+    third = header.index("DER on third % (Δ vs baseline)")
+    assert rows["tuned"][other] == "23.1 (**+3.1 pts**)"  # worse than the baseline: bold
+    assert rows["baseline_segmentation_3_0"][other] == "20.0 (baseline)"
+    assert rows["tuned"][third] == "10.0"  # the baseline was not tested there: no change
+    assert rows["vendor"][other] == rows["baseline_segmentation_3_0"][third] == "–"
+    (tuned,) = [r for r in group.ranked if r.run.name == "tuned"]
+    change = tuned.also[OTHER["fingerprint"]].change
+    assert change.difference.estimate == pytest.approx(0.031)
+    files = {f"{u}_other": (e, 50.0) for u, e in (("x", 12.0), ("y", 8.0))}
+    mine = {f"{u}_other": (e, 50.0) for u, e in (("x", 13.1), ("y", 10.0))}
+    assert change == stats.compare_files(files, mine)  # paired over the split's files
+    index = (out / "index.html").read_text()
+    assert re.search(r'<span class="ci change worse"[^>]*>\+3\.1 pts</span>', index)
+    page = (out / "runs" / f"{tuned.run.slug}.html").read_text()
+    assert 'id="also-test"' in page and "x_other" in page and "+3.1 pts" in page
+    # without a baseline row: the scores, no change
+    runs, _ = leaderboard.load_runs(hand_results)
+    without = leaderboard.build_board([r for r in runs if not r.name.startswith("baseline")])
+    assert without.groups[0].baseline is None
+    (tuned,) = [r for r in without.groups[0].ranked if r.run.name == "tuned"]
+    assert tuned.also[OTHER["fingerprint"]] == leaderboard.ExtraScore(pytest.approx(0.231), None)
+    markdown = leaderboard.render_markdown(without)
+    assert "| 23.1 | 10.0 |" in markdown and "pts" not in markdown.split("## Per-epoch")[0]
+
+
+def test_hypotheses_are_copied_and_linked(hand_site, hand_results):
+    out, board = hand_site
+    slug = {r.run.name: r.run.slug for r in board.groups[0].ranked}
+    page = (out / "runs" / f"{slug['tuned']}.html").read_text()
+    links = re.findall(r'<a class="mono" href="([^"]+)">([^<]+)</a>', page)
+    assert [text for _, text in links] == [
+        "a_meeting.rttm",
+        "b_call.rttm",
+        "d_dev.rttm",
+        "x_other.rttm",
+    ]
+    for href, text in links:
+        copied = out / "runs" / href
+        assert copied.is_file() and copied.is_relative_to(out / "runs" / slug["tuned"] / "rttm")
+        assert copied.read_text().startswith(f"SPEAKER {text[0]} ")
+    assert links[0][0] == f"{slug['tuned']}/rttm/test/a_meeting.rttm"
+    assert links[3][0] == f"{slug['tuned']}/rttm/also_test/{OTHER['fingerprint']}/x_other.rttm"
+    assert 'c_panel</span> <span class="muted">(file not found)' in page
+    assert 'e_dev</span> <span class="muted">(outside the results folder: not copied)' in page
+    assert 'f_dev</span> <span class="muted">(changed since it was scored' in page
+    published = [p.read_text() for p in out.rglob("*.rttm")]
+    assert len(published) == 4 + 2 + 2  # tuned, and both external systems' two files
+    assert "not to be published\n" not in published and "changed after scoring\n" not in published
+    vendor = (out / "runs" / f"{slug['vendor']}.html").read_text()
+    assert 'Scored as empty (no hypothesis file): <span class="mono">c_panel</span>' in vendor
+    assert (out / "runs" / slug["vendor"] / "rttm" / "test" / "b_call.rttm").is_file()
+
+
+def test_an_external_system_ranks_beside_recipes(hand_site):
+    out, board = hand_site
+    (group,) = board.groups
+    by_name = {r.run.name: r for r in group.ranked}
+    vendor, leader = by_name["vendor"], group.ranked[0]
+    assert vendor.rank == 2 and vendor.run.external and vendor.interval.defined
+    mine, best = (stats.file_components(r.test["files"]) for r in (vendor, leader))
+    assert vendor.versus == stats.compare_files(best, mine)  # paired, as between recipes
+    _, rows = hand_table(out)
+    assert rows["vendor"][2] == rows["evil"][2] == "external" and rows["tuned"][2] == "finetune"
+    assert rows["vendor"][0] == "2" + (" ≈" if vendor.versus.tied else "")
+    markdown = (out / "LEADERBOARD.md").read_text()
+    assert f"vendor: [{ABOUT}]({ABOUT})" in markdown
+    assert 'evil: javascript:alert(1) &lt;b&gt;bold&lt;/b&gt; "quoted" \\| pipe.' in markdown
+    index = (out / "index.html").read_text()
+    assert f'<a href="{ABOUT}" rel="noopener nofollow">{ABOUT}</a>' in index  # http(s): a link
+    assert 'href="javascript' not in index and "<b>bold" not in index
+    assert "javascript:alert(1) &lt;b&gt;bold&lt;/b&gt; &#34;quoted&#34; | pipe" in index
+    page = (out / "runs" / f"{by_name['evil'].run.slug}.html").read_text()
+    assert '<span class="badge external">external</span>' in page and "<b>bold" not in page
+    assert 'id="epochs"' not in page  # nothing trained
+
+
+def test_older_results_render_without_the_new_fields(site, hand_site):
+    out, _ = site  # real runs: chunk-level scores only, no also_test, no outputs
+    tables = sections((out / "LEADERBOARD.md").read_text())
+    for header, *rows in (t for heading, t in tables.items() if heading.startswith("Split")):
+        at = [header.index(c) for c in ("JER %", "SCA %", "1-spk DER %", "Ovl. DER %")]
+        assert rows and all(row[i] == "–" for row in rows for i in at)
+        assert not any(c.startswith("DER on") for c in header)
+    index = (out / "index.html").read_text()
+    assert index.count('<td class="num jer"><span class="muted">–</span></td>') == 5
+    assert index.count('<svg class="heat-map"') == 2  # chunk-level per-file DER
+    for page in (out / "runs").glob("*.html"):
+        assert (
+            'id="hypotheses"' not in page.read_text() and 'id="also-test"' not in page.read_text()
+        )
+    hand, board = hand_site
+    (older,) = [r for r in board.groups[0].ranked if r.run.name == "older_run"]
+    assert older.details == leaderboard.Details()
+    page = (hand / "runs" / f"{older.run.slug}.html").read_text()
+    assert "JER %</th>" not in page and "Confusion %</th>" in page  # the older per-file table
+
+
+# ---------------------------------------------------------------------------------------------
 # The site in a real browser
 
 
@@ -529,6 +925,11 @@ def test_site_in_chromium(site, recorded, browser, tmp_path):
     assert column_texts(page, table, "td.recipe") == [r["recipe"]["name"] for r in by_miss]
     page.click(f"{table} thead th:has-text('#') button")
     assert column_texts(page, table, "td.recipe") == names
+
+    heat = page.locator(f"#split-{expected[0]['dataset']['fingerprint']} svg.heat-map")
+    assert heat.is_visible() and heat.locator("g.cell rect").count() == 4 * len(names)
+    box = heat.bounding_box()
+    assert box is not None and 100 < box["width"] < 1400 and 80 < box["height"] < 600
 
     follow(page, f"{table} a:text-is('tiny_long')")
     assert page.url.endswith(".html") and "/runs/tiny_long-" in page.url

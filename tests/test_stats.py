@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -155,3 +156,43 @@ def test_a_file_without_reference_speech_counts_its_false_alarm():
     pair = stats.interval_of_files({"a": (3.0, 10.0), "silent": (4.0, 0.0)})
     assert pair.defined and pair.estimate == pytest.approx(0.7)
     assert (pair.low, pair.high) == pytest.approx((0.3, 0.7))
+
+
+def test_jer_components_give_the_pooled_jer_and_its_paired_comparison():
+    """Scorer's per-file ``jaccard`` bootstraps like DER's seconds: the estimate is the pooled
+    JER, a file without reference speakers adds nothing, and a paired comparison of two
+    hypothesis sets estimates the difference of their JERs."""
+    from pyannote.core import Annotation, Segment, Timeline
+
+    from bench.scoring import Scorer
+
+    def annotation(turns):
+        built = Annotation()
+        for label, start, end in turns:
+            built[Segment(start, end), len(built)] = label
+        return built
+
+    uem = Timeline([Segment(0, 30)])
+    rng = np.random.default_rng(0)
+    good, bad = Scorer({}), Scorer({})
+    for i in range(6):
+        cuts = np.sort(rng.uniform(0, 30, size=6))
+        turns = list(enumerate(itertools.pairwise(cuts)))
+        reference = annotation([("AB"[k % 2], a, b) for k, (a, b) in turns])
+        shifted = annotation([("xy"[k % 2], a + 0.5, b) for k, (a, b) in turns])
+        merged = annotation([("x", cuts[0], cuts[-1])])  # one speaker for two
+        good.add(f"f{i}", reference, shifted, uem)
+        bad.add(f"f{i}", reference, merged, uem)
+    silent = annotation([("x", 1, 2)])
+    good.add("silent", Annotation(), silent, uem)
+    bad.add("silent", Annotation(), silent, uem)
+    a, b = good.report(), bad.report()
+    files_a = stats.jer_components(a["files"])
+    assert files_a["silent"] == (0.0, 0.0)
+    assert files_a["f0"] == (a["files"]["f0"]["jaccard"]["speaker_error"], 2.0)
+    interval = stats.interval_of_files(files_a)
+    assert interval.estimate == pytest.approx(a["JER"])
+    assert interval.defined and interval.low <= a["JER"] <= interval.high
+    comparison = stats.compare_files(files_a, stats.jer_components(b["files"]))
+    assert comparison.difference.estimate == pytest.approx(b["JER"] - a["JER"])
+    assert b["JER"] > a["JER"] and comparison.worse

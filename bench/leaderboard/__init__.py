@@ -5,23 +5,34 @@ deduplicated (newest ``finished`` wins for the same recipe hash, split, seed and
 by the primary test metric (:func:`primary_metric`). Each ranked run gets a 95% bootstrap interval
 over test files, and a paired bootstrap against the leader says whether it is tied with it
 (:mod:`bench.stats`). Failed and diverged runs are listed with their reason, never ranked.
+External systems (``bench score``) rank beside recipes. Each split also shows the full pipeline's
+JER, speaker counting and DER by overlap (:mod:`~bench.leaderboard.metrics`), a files × runs heat
+map of per-file DER, and each also-tested split's DER against the baseline row (forgetting check).
 
 Rendering uses jinja2 with autoescape on; the output is written into a temporary folder that then
 replaces ``out`` in one rename, so a failed render never leaves half a site.
 """
 
 from bench.leaderboard.charts import (
+    HEAT_MAX_FILES,
     Chart,
+    HeatMap,
     Series,
     group_charts,
+    heat_colour,
+    heat_map,
     line_chart,
     nice_ticks,
     run_charts,
 )
+from bench.leaderboard.metrics import Details, FileRow, details, file_rows, jer_interval
+from bench.leaderboard.outputs import Hypothesis, HypothesisSet, copy_outputs
 from bench.leaderboard.rank import (
     METRIC_LABELS,
     AcrossSeeds,
     Board,
+    ExtraScore,
+    ExtraSplit,
     Group,
     Ranked,
     across_seeds,
@@ -63,11 +74,13 @@ from bench.leaderboard.text import (
     duration,
     epochs_text,
     error_text,
+    fixed,
     flatten,
     loss_text,
     number,
     optimizer_text,
     pct,
+    points,
     rate,
     reference_value,
     scheduler_text,
@@ -79,6 +92,7 @@ __all__ = [
     "AUGMENTATIONS",
     "COMPONENTS",
     "DER_KEY",
+    "HEAT_MAX_FILES",
     "MARKER",
     "METRIC_LABELS",
     "REFERENCE_COLUMNS",
@@ -86,7 +100,14 @@ __all__ = [
     "AcrossSeeds",
     "Board",
     "Chart",
+    "Details",
+    "ExtraScore",
+    "ExtraSplit",
+    "FileRow",
     "Group",
+    "HeatMap",
+    "Hypothesis",
+    "HypothesisSet",
     "MarkdownSafe",
     "Ranked",
     "Run",
@@ -99,16 +120,23 @@ __all__ = [
     "ci_parts",
     "ci_text",
     "columns_of",
+    "copy_outputs",
     "delta_parts",
     "delta_text",
+    "details",
     "duration",
     "environment",
     "epoch_excerpt",
     "epochs_text",
     "error_text",
+    "file_rows",
+    "fixed",
     "flatten",
     "group_charts",
+    "heat_colour",
+    "heat_map",
     "http_url",
+    "jer_interval",
     "line_chart",
     "load_runs",
     "loss_text",
@@ -119,6 +147,7 @@ __all__ = [
     "number",
     "optimizer_text",
     "pct",
+    "points",
     "primary_metric",
     "rank_group",
     "rate",

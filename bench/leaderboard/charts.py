@@ -161,3 +161,125 @@ def run_charts(run: Run) -> list[Chart]:
         line_chart("Losses", "loss", loss_lines, 1.0, loss_styles),
     ]
     return [c for c in charts if c is not None]
+
+
+# a sequential ramp (light yellow to dark red): lightness falls with DER, readable without hue
+HEAT_STOPS = ("#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026")
+HEAT_TOPS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)  # the scale ends at the first above the max
+HEAT_MAX_FILES = 200  # more files: those with the widest spread across runs are shown
+
+
+def heat_colour(fraction: float) -> str:
+    """The ramp's colour at ``fraction`` (0..1, clipped), interpolated in sRGB."""
+    t = min(max(fraction, 0.0), 1.0) * (len(HEAT_STOPS) - 1)
+    i = min(int(t), len(HEAT_STOPS) - 2)
+    a, b = (tuple(int(s[k : k + 2], 16) for k in (1, 3, 5)) for s in HEAT_STOPS[i : i + 2])
+    mix = [round(x + (y - x) * (t - i)) for x, y in zip(a, b, strict=True)]
+    return "#" + "".join(f"{c:02x}" for c in mix)
+
+
+def _ink(fill: str) -> str:
+    """``'dark'`` or ``'light'`` text, whichever reads better on ``fill``."""
+    r, g, b = (int(fill[k : k + 2], 16) for k in (1, 3, 5))
+    return "dark" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "light"
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+@dataclass
+class HeatCell:
+    x: float
+    y: float
+    fill: str | None  # None: no score for this file in this run
+    ink: str  # the text's class: dark or light
+    text: str
+    title: str
+
+
+@dataclass
+class HeatMap:
+    """Per-file test DER, files × ranked runs (leader first)."""
+
+    label: str  # what the cells show, for the aria-label
+    rows: list[tuple[float, str, str]]  # y of the row's middle, shown URI, full URI
+    columns: list[tuple[float, str, str, str]]  # x of the middle, shown label, full, href
+    cells: list[HeatCell]
+    top: float  # the DER at the end of the colour scale
+    swatches: list[tuple[float, str]]  # legend: x, colour
+    ticks: list[tuple[float, str]]  # legend: x, DER %
+    files: int  # test files in all
+    cell_w: int = 34
+    cell_h: int = 18
+    left: int = 0
+    head: int = 0
+
+    @property
+    def width(self) -> int:
+        return self.left + self.cell_w * len(self.columns) + 4
+
+    @property
+    def height(self) -> int:
+        return self.head + self.cell_h * len(self.rows) + 2
+
+    @property
+    def capped(self) -> bool:
+        return len(self.rows) < self.files
+
+
+def heat_map(group: Group, href: Callable[[Run], str]) -> HeatMap | None:
+    """The per-file primary-metric DER of every ranked run; None without per-file scores."""
+    runs = [(r, r.test.get("files") or {}) for r in group.ranked]
+    uris = sorted({uri for _, files in runs for uri in files})
+    if not uris:
+        return None
+
+    def value(files: dict, uri: str) -> float | None:
+        found = (files.get(uri) or {}).get("DER")
+        return float(found) if _finite(found) else None
+
+    if len(uris) > HEAT_MAX_FILES:
+
+        def spread(uri: str) -> float:
+            values = [v for _, files in runs if (v := value(files, uri)) is not None]
+            return max(values) - min(values) if values else -1.0
+
+        uris = sorted(sorted(uris, key=spread, reverse=True)[:HEAT_MAX_FILES])
+    found = [v for _, files in runs for uri in uris if (v := value(files, uri)) is not None]
+    top = next((t for t in HEAT_TOPS if t >= max(found, default=0.0)), HEAT_TOPS[-1])
+    label = [f"{r.rank}. {r.label}" for r, _ in runs]
+    chart = HeatMap(
+        label=f"Per-file test {group.metric_label}, {len(uris)} files by {len(runs)} runs",
+        rows=[],
+        columns=[],
+        cells=[],
+        top=top,
+        swatches=[],
+        ticks=[],
+        files=len({uri for _, files in runs for uri in files}),
+    )
+    chart.left = 12 + round(6.6 * max(len(_clip(u, 28)) for u in uris))
+    chart.head = 12 + round(6.2 * max(len(_clip(t, 26)) for t in label))
+    for j, (r, _) in enumerate(runs):
+        x = chart.left + chart.cell_w * (j + 0.5)
+        chart.columns.append((x, _clip(label[j], 26), label[j], href(r.run)))
+    for i, uri in enumerate(uris):
+        y = chart.head + chart.cell_h * i
+        chart.rows.append((y + chart.cell_h / 2, _clip(uri, 28), uri))
+        for j, (r, files) in enumerate(runs):
+            v = value(files, uri)
+            x = chart.left + chart.cell_w * j
+            if v is None:
+                chart.cells.append(HeatCell(x, y, None, "", "", f"{uri} · {r.label}: no score"))
+                continue
+            fill = heat_colour(v / top)
+            text = f"{100 * v:.0f}" if v >= 0.995 else f"{100 * v:.1f}"
+            title = f"{uri} · {r.label}: DER {100 * v:.1f} %"
+            chart.cells.append(HeatCell(x, y, fill, _ink(fill), text, title))
+    steps = 10
+    chart.swatches = [(i * 16.0, heat_colour((i + 0.5) / steps)) for i in range(steps)]
+    chart.ticks = [(i * 16.0 * steps / 2, f"{100 * top * i / 2:g}") for i in range(3)]
+    if max(found, default=0.0) > top:  # DER above 100%: the scale's end stands for them too
+        chart.ticks[-1] = (chart.ticks[-1][0], f"≥{chart.ticks[-1][1]}")
+    return chart

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import results, stats
+from bench.leaderboard.metrics import Details, details, pipeline_scores
 from bench.leaderboard.select import Run, _instant, assign_slugs, newest
 from bench.results import METRIC_LABELS, primary_scores
 
@@ -35,12 +36,36 @@ class Ranked:
     interval: stats.Interval
     versus: stats.Comparison | None  # paired against the leader (None for the leader)
     label: str = ""
+    details: Details = field(default_factory=Details)  # JER, speaker counting, DER by overlap
+    also: dict[str, ExtraScore] = field(default_factory=dict)  # by extra split's fingerprint
 
     @property
     def standing(self) -> str:
         if self.versus is None:
             return "leader"
         return "tied" if self.versus.tied else "worse"
+
+
+@dataclass(frozen=True)
+class ExtraSplit:
+    """A split the runs of a group were also tested on (``also_test``): the forgetting check."""
+
+    fingerprint: str
+    name: str
+    metric: str  # its primary metric among the runs that have it
+
+    @property
+    def label(self) -> str:
+        return METRIC_LABELS.get(self.metric, f"{self.metric} DER")
+
+
+@dataclass(frozen=True)
+class ExtraScore:
+    """A run's DER on an extra split, and its change against the group's baseline row there
+    (paired bootstrap; None for the baseline itself or when the baseline has no score)."""
+
+    value: float
+    change: stats.Comparison | None
 
 
 @dataclass(frozen=True)
@@ -93,6 +118,8 @@ class Group:
     ranked: list[Ranked] = field(default_factory=list)
     unscored: list[Run] = field(default_factory=list)  # ok runs without the primary metric
     smoke: bool = False  # --max-batches runs: ranked only among themselves, marked as such
+    extra: list[ExtraSplit] = field(default_factory=list)  # also-tested splits, by name
+    baseline: Ranked | None = None  # the first ranked run that did not train (epochs 0)
 
     @property
     def seeds(self) -> list[AcrossSeeds]:
@@ -150,9 +177,47 @@ def rank_group(runs: Sequence[Run]) -> Group:
     group.smoke = bool(runs) and runs[0].smoke
     for i, (run, test) in enumerate(valid):
         versus = None if i == 0 else _versus(valid[0][1], test)
-        group.ranked.append(Ranked(run, i + 1, test, _interval(test), versus))
+        ranked = Ranked(run, i + 1, test, _interval(test), versus)
+        ranked.details = details(pipeline_scores(run.data))
+        group.ranked.append(ranked)
     _label(group.ranked)
+    _also_tested(group)
     return group
+
+
+def _also_scores(run: Run, split: ExtraSplit) -> dict[str, Any] | None:
+    entry = (run.data.get("also_test") or {}).get(split.fingerprint)
+    return primary_scores({"test": entry}, split.metric) if isinstance(entry, dict) else None
+
+
+def _also_tested(group: Group) -> None:
+    """The extra splits of a group's runs, each run's DER there and its change against the
+    baseline row (the first ranked run whose identity has ``epochs == 0``)."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    names: dict[str, str] = {}
+    for r in group.ranked:
+        for fingerprint, entry in (r.run.data.get("also_test") or {}).items():
+            if fingerprint == group.fingerprint or not isinstance(entry, dict):
+                continue
+            entries.setdefault(fingerprint, []).append({"test": entry})
+            dataset = entry.get("dataset") or {}
+            names.setdefault(fingerprint, str(dataset.get("name") or fingerprint))
+    for fingerprint in sorted(entries, key=lambda f: (names[f], f)):
+        metric = results.primary_metric(*entries[fingerprint])
+        group.extra.append(ExtraSplit(fingerprint, names[fingerprint], metric))
+    group.baseline = next(
+        (r for r in group.ranked if r.run.identity and r.run.identity.epochs == 0), None
+    )
+    for split in group.extra:
+        base = _also_scores(group.baseline.run, split) if group.baseline else None
+        for r in group.ranked:
+            scores = _also_scores(r.run, split)
+            if scores is None or not _finite(scores["DER"]):
+                continue
+            change = None
+            if base is not None and _finite(base["DER"]) and r is not group.baseline:
+                change = _versus(base, scores)
+            r.also[split.fingerprint] = ExtraScore(float(scores["DER"]), change)
 
 
 def _label(ranked: Sequence[Ranked]) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 import jinja2
 
 from bench import __version__
-from bench.leaderboard.charts import group_charts, run_charts
+from bench.leaderboard.charts import group_charts, heat_map, run_charts
+from bench.leaderboard.metrics import detailed, file_rows
+from bench.leaderboard.outputs import copy_outputs
 from bench.leaderboard.rank import Board, build_board
 from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, Run, load_runs
 from bench.leaderboard.text import (
@@ -26,11 +28,13 @@ from bench.leaderboard.text import (
     duration,
     epochs_text,
     error_text,
+    fixed,
     flatten,
     loss_text,
     number,
     optimizer_text,
     pct,
+    points,
     rate,
     reference_value,
     scheduler_text,
@@ -69,7 +73,7 @@ def md_link(text: Any, url: str | None) -> str:
     """``[text](url)`` for http(s) URLs only, text escaped; plain text otherwise."""
     if http_url(url):
         return MarkdownSafe(f"[{md_escape(text)}]({url})")
-    return md_escape(text)
+    return MarkdownSafe(md_escape(text))  # escaped once: not again by the template
 
 
 def environment(markdown: bool = False) -> jinja2.Environment:
@@ -95,6 +99,8 @@ def environment(markdown: bool = False) -> jinja2.Environment:
         short_column=short_column,
         duration=duration,
         md_link=md_link,
+        fixed=fixed,
+        points=points,
     )
     env.tests["http_url"] = http_url
     env.globals.update(
@@ -107,6 +113,8 @@ def environment(markdown: bool = False) -> jinja2.Environment:
         wall_seconds=wall_seconds,
         error_text=error_text,
         flatten=flatten,
+        file_rows=file_rows,
+        detailed=detailed,
         reference_columns=REFERENCE_COLUMNS,
         version=__version__,
         components=COMPONENTS,
@@ -128,13 +136,19 @@ def columns_of(run: Run) -> list[str]:
     return list(run.data.get("columns") or REFERENCE_COLUMNS)
 
 
+def _page(run: Run) -> str:
+    return f"runs/{run.slug}.html"
+
+
 def render_site(board: Board, out: Path) -> None:
-    """``index.html``, ``runs/<slug>.html`` and ``runs/<slug>.json`` into ``out``."""
+    """``index.html``, ``runs/<slug>.html``, ``runs/<slug>.json`` and the run's hypotheses,
+    ``runs/<slug>/rttm/...``, into ``out``."""
     env = environment()
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    charts = {g.anchor: group_charts(g, lambda run: f"runs/{run.slug}.html") for g in board.groups}
-    index = env.get_template("index.html").render(board=board, charts=charts, root="")
+    charts = {g.anchor: group_charts(g, _page) for g in board.groups}
+    heat = {g.anchor: heat_map(g, _page) for g in board.groups}
+    index = env.get_template("index.html").render(board=board, charts=charts, heat=heat, root="")
     (out / "index.html").write_text(index, encoding="utf-8")
     run_page = env.get_template("run.html")
     entries = [(r.run, r, g) for g in board.groups for r in g.ranked]
@@ -148,6 +162,7 @@ def render_site(board: Board, out: Path) -> None:
             leader=group.ranked[0] if group and group.ranked else None,
             charts=run_charts(run),
             columns=columns_of(run),
+            hypotheses=copy_outputs(run, runs_dir),
             root="../",
         )
         (runs_dir / f"{run.slug}.html").write_text(html, encoding="utf-8")

@@ -38,6 +38,16 @@ class Run:
         return str(self.data.get("status") or "unknown")
 
     @property
+    def external(self) -> bool:
+        """A system bench did not train (``bench score``): outputs scored, no recipe."""
+        return self.data.get("kind") == "external"
+
+    @property
+    def about(self) -> str:
+        """An external system's description: a text or an http(s) URL."""
+        return str(self.data.get("about") or "")
+
+    @property
     def recipe(self) -> dict[str, Any]:
         return self.data.get("recipe") or {}
 

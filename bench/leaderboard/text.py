@@ -51,6 +51,16 @@ def delta_text(versus: stats.Comparison | None, digits: int = 2) -> str:
     return " ".join(p for p in delta_parts(versus, digits) if p)
 
 
+def points(versus: stats.Comparison | None, digits: int = 1) -> str:
+    """``'+3.1 pts'``: a change in DER points (positive: worse); empty without one."""
+    return "" if versus is None else f"{_signed(versus.difference.estimate, digits)} pts"
+
+
+def fixed(value: Any, digits: int = 2) -> str:
+    """``0.1667 -> '0.17'``; empty for None."""
+    return f"{value:.{digits}f}" if _finite(value) else ""
+
+
 def number(value: Any) -> str:
     """A loss in the reference write-up's style: 5 significant digits, no trailing zeros."""
     if value is None:

@@ -1,0 +1,164 @@
+"""System outputs and other systems: a run's hypothesis RTTMs, ``--also-test`` splits, and
+``bench score`` of any system's RTTMs beside the runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.data import load_folder
+from bench.demo import ensure_ood_demo
+from bench.results import identity_of, read_result
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "recipes" / "baseline_segmentation_3_0.py"
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def result_path(output: str) -> Path:
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("result: "), output
+    return Path(last.removeprefix("result: "))
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory, cache_dir):
+    """segmentation-3.0 as shipped (no training) through the tuned pipeline on the sample split,
+    also tested on the demo's out-of-domain split."""
+    from conftest import make_sample_split
+
+    root = tmp_path_factory.mktemp("outputs")
+    data = make_sample_split(root / "data")
+    results = root / "results"
+    output = invoke(
+        "run",
+        str(BASELINE),
+        "--data",
+        str(data),
+        "--results",
+        str(results),
+        "--cache",
+        str(cache_dir),
+        "--tune-trials",
+        "2,2",
+        "--also-test",
+        "demo-ood",
+        "--no-wandb",
+        "--no-progress",
+    )
+    return data, results, result_path(output), output
+
+
+@pytest.mark.slow
+def test_a_run_writes_its_hypotheses_and_also_tests(baseline_run, cache_dir):
+    data, results, path, output = baseline_run
+    record = read_result(path)
+    outputs = record["outputs"]
+    assert outputs["format"] == "rttm"
+    split = load_folder(data)
+    ood = load_folder(ensure_ood_demo(cache_dir))
+    expected = {
+        "dev": {r.uri for r in split.files("dev")},
+        "test": {r.uri for r in split.files("test")},
+    }
+    assert {part: set(outputs[part]) for part in expected} == expected
+    assert set(outputs["also_test"]) == {ood.fingerprint}
+    assert set(outputs["also_test"][ood.fingerprint]) == {r.uri for r in ood.files("test")}
+    for entry in [*outputs["dev"].values(), *outputs["test"].values()]:
+        file = results / entry["path"]
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == entry["sha256"]
+        lines = file.read_text().splitlines()
+        assert lines and all(line.split()[0] == "SPEAKER" for line in lines)
+    # the extra split is scored like the main one, and named in the output
+    extra = record["also_test"][ood.fingerprint]
+    assert extra["dataset"]["fingerprint"] == ood.fingerprint
+    assert set(extra["pipeline"]["files"]) == {r.uri for r in ood.files("test")}
+    assert 0.0 < extra["pipeline"]["DER"] < 1.5
+    assert f"also tested on {ood.name}" in output
+    # --also-test does not change what the run is: same identity as without it
+    assert "also_test" not in json.dumps(record["identity"])
+
+
+@pytest.mark.slow
+def test_bench_score_of_a_runs_rttms_gives_the_runs_own_test_der(baseline_run, tmp_path):
+    data, results, path, _ = baseline_run
+    record = read_result(path)
+    folder = results / Path(next(iter(record["outputs"]["test"].values()))["path"]).parent
+    scored = tmp_path / "scored"
+    output = invoke(
+        "score",
+        "--data",
+        str(data),
+        "--hyp",
+        str(folder),
+        "--name",
+        "rescored",
+        "--about",
+        "https://example.org/system",
+        "--results",
+        str(scored),
+    )
+    external = read_result(result_path(output))
+    assert external["kind"] == "external" and external["status"] == "ok"
+    assert external["about"] == "https://example.org/system"
+    assert external["dataset"]["fingerprint"] == record["dataset"]["fingerprint"]
+    ours, theirs = record["test"]["pipeline"], external["test"]["pipeline"]
+    assert theirs["DER"] == pytest.approx(ours["DER"], abs=1e-12)
+    variant = "collar_0.25_no_overlap"
+    assert theirs[variant]["DER"] == pytest.approx(ours[variant]["DER"], abs=1e-12)
+    for uri, entry in external["outputs"]["test"].items():
+        mine = results / record["outputs"]["test"][uri]["path"]
+        assert (scored / entry["path"]).read_text() == mine.read_text()
+    # the same RTTMs from another folder are the same external system
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for file in folder.glob("*.rttm"):
+        (copy / file.name).write_bytes(file.read_bytes())
+    again = read_result(
+        result_path(
+            invoke(
+                *("score", "--data", str(data), "--hyp", str(copy), "--name", "rescored"),
+                *("--results", str(scored)),
+            )
+        )
+    )
+    assert identity_of(again) == identity_of(external)
+
+
+def test_bench_score_refuses_missing_files_unless_told(sample_split, tmp_path, cache_dir):
+    split = load_folder(sample_split)
+    uri = split.files("test")[0].uri
+    hyp = tmp_path / "hyp.rttm"
+    hyp.write_text("SPEAKER other_file 1 0.0 5.0 <NA> <NA> A <NA> <NA>\n")
+    args = ("score", "--data", str(sample_split), "--hyp", str(hyp), "--name", "sys")
+    refused = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r")])
+    assert refused.exit_code == 2
+    assert str(hyp) in refused.output and uri in refused.output
+    assert not list((tmp_path / "r").glob("*.json"))
+    empty = read_result(
+        result_path(invoke(*args, "--results", str(tmp_path / "r"), "--missing-as-empty"))
+    )
+    assert empty["outputs"]["missing_as_empty"] == [uri]
+    assert empty["outputs"]["ignored_uris"] == ["other_file"]
+    scores = empty["test"]["pipeline"]
+    assert scores["DER"] == pytest.approx(1.0) and scores["Miss"] == pytest.approx(1.0)
+
+
+def test_bench_score_names_the_bad_line(sample_split, tmp_path):
+    hyp = tmp_path / "hyp.rttm"
+    hyp.write_text("SPEAKER a 1 0.0 5.0 <NA> <NA> A <NA> <NA>\nSPEAKER a 1 zero 5.0 <NA> <NA> B\n")
+    refused = CliRunner().invoke(
+        app, ["score", "--data", str(sample_split), "--hyp", str(hyp), "--name", "s"]
+    )
+    assert refused.exit_code == 2
+    assert f"{hyp}:2:" in refused.output
