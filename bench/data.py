@@ -222,6 +222,17 @@ def read_rttm_all(path: Path) -> dict[str, Annotation]:
     return {uri: _annotation(uri, turns) for uri, turns in by_uri.items()}
 
 
+def rttm_text(annotation: Annotation) -> str:
+    """``annotation`` as RTTM SPEAKER lines, times at full float precision (pyannote writes
+    3 decimals, which moves frame-aligned boundaries and the DER re-scored from the file)."""
+    uri = annotation.uri or "unknown"
+    lines = [
+        f"SPEAKER {uri} 1 {segment.start!r} {segment.duration!r} <NA> <NA> {label} <NA> <NA>\n"
+        for segment, _, label in annotation.itertracks(yield_label=True)
+    ]
+    return "".join(lines)
+
+
 def check_within_audio(end: float, duration: float, where: str) -> None:
     """Refuse annotated time ending more than :data:`AUDIO_END_TOLERANCE` after the audio."""
     if end > duration + AUDIO_END_TOLERANCE:

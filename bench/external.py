@@ -9,7 +9,7 @@ from typing import Any
 
 from pyannote.core import Annotation
 
-from bench.data import DataError, Split, read_rttm_all
+from bench.data import DataError, Split, read_rttm_all, rttm_text
 from bench.pipeline import dataset_of
 from bench.results import (
     Record,
@@ -68,7 +68,7 @@ def score_system(
     for rec in test:
         hypothesis = found[rec.uri][0] if rec.uri in found else Annotation(uri=rec.uri)
         scorer.add(rec.uri, rec.annotation, hypothesis, rec.annotated)
-        texts[rec.uri] = hypothesis.to_rttm()
+        texts[rec.uri] = rttm_text(hypothesis)
     content = {
         "files": {uri: hashlib.sha256(text.encode()).hexdigest() for uri, text in texts.items()},
         "missing_as_empty": missing,

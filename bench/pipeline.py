@@ -439,6 +439,47 @@ def apply_to_test(
     return scorer.report(), rtf, hypotheses
 
 
+def score_splits(
+    pipeline: BenchSpeakerDiarization, splits: Sequence[Split], audio: AudioCache
+) -> tuple[dict[str, Any], dict[str, Hypotheses]]:
+    """The tuned pipeline on each split's test files: ``also_test`` entries and hypotheses, both
+    keyed by the split's fingerprint."""
+    extra: dict[str, Any] = {}
+    hypotheses: dict[str, Hypotheses] = {}
+    for split in splits:
+        scores, _, found = apply_to_test(pipeline, split.files("test"), audio)
+        extra[split.fingerprint] = {"dataset": dataset_of(split), "pipeline": scores}
+        hypotheses[split.fingerprint] = found
+    return extra, hypotheses
+
+
+def apply_tuned(
+    segmentation_model: Model | str | Path,
+    embedding: str,
+    params: dict,
+    splits: Sequence[Split],
+    audio_cache: AudioCache,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    batch_size: int = 32,
+) -> tuple[dict[str, Any], dict[str, Hypotheses]]:
+    """A pipeline tuned earlier (its checkpoint, embedding and recorded parameters) applied to
+    more splits' test files, as :func:`evaluate_pipeline` applies it to ``also_test``."""
+    with torch_threads(threads):
+        target = _device(device)
+        model, _ = _segmentation_model(segmentation_model)
+        model.eval().to(target)
+        embedder, _ = resolve_embedding(embedding, device=target)
+        pipeline = BenchSpeakerDiarization(
+            model,
+            embedder,
+            embedding_name=embedding,
+            segmentation_batch_size=batch_size,
+            embedding_batch_size=batch_size,
+        ).instantiate(params)
+        return score_splits(pipeline, splits, audio_cache)
+
+
 def dataset_of(split: Split) -> dict[str, Any]:
     """What a record says about a split it was scored on."""
     return {
@@ -538,12 +579,8 @@ def _evaluate(
     clock = time.perf_counter()
     test, rtf, test_hypotheses = apply_to_test(pipeline, split.files("test"), audio_cache)
     test_time = time.perf_counter() - clock
-    hypotheses: dict[str, Any] = {"dev": dev_hypotheses, "test": test_hypotheses, "also_test": {}}
-    extra: dict[str, Any] = {}
-    for other in also_test:
-        scores, _, found = apply_to_test(pipeline, other.files("test"), audio_cache)
-        extra[other.fingerprint] = {"dataset": dataset_of(other), "pipeline": scores}
-        hypotheses["also_test"][other.fingerprint] = found
+    extra, found = score_splits(pipeline, also_test, audio_cache)
+    hypotheses = {"dev": dev_hypotheses, "test": test_hypotheses, "also_test": found}
     specifications = model.specifications
     return {
         "embedding": info.as_dict(),

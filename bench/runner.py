@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-from bench.data import Split, load_folder, load_protocol
+from bench.data import Split, load_folder, load_protocol, rttm_text
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
     DER_KEY,
@@ -36,6 +36,7 @@ from bench.results import (
     hypothesis_path,
     now,
     ok_record,
+    parse_record,
     read_result,
     record_path,
     record_stem,
@@ -254,6 +255,9 @@ class Reporter:
         parts = "  ".join(
             f"{k} {_fmt(test.get(k))}" for k in ("DER", "Confusion", "FalseAlarm", "Miss")
         )
+        if "JER" in test:  # full-pipeline scores
+            count = test.get("speaker_count") or {}
+            parts += f"  JER {_fmt(test['JER'])}  speaker count right {_fmt(count.get('accuracy'))}"
         self.say(f"test ({what}): {parts}")
 
 
@@ -633,7 +637,7 @@ def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> di
         entries: dict[str, Any] = {}
         for uri, annotation in found.items():
             relative = hypothesis_path(stem, "/".join(keys), uri)
-            text = annotation.to_rttm()
+            text = rttm_text(annotation)
             atomic_write_text(run_dir / relative.relative_to(Path("runs") / stem), text)
             entries[uri] = {
                 "path": relative.as_posix(),
@@ -644,6 +648,55 @@ def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> di
             target = target.setdefault(key, {})
         target[keys[-1]] = entries
     return outputs
+
+
+def missing_also_test(run: Run, path: Path) -> list[Split]:
+    """The ``--also-test`` splits an existing result has not been scored on."""
+    if not run.options.also_test:
+        return []
+    done = read_result(path).get("also_test") or {}
+    return [s for s in extra_splits(run.options, run.split) if s.fingerprint not in done]
+
+
+def add_also_test(run: Run, path: Path) -> None:
+    """Score a finished run's tuned pipeline (its best checkpoint, embedding and recorded
+    parameters) on the ``--also-test`` splits it lacks, and add them to its result."""
+    from bench.audio import AudioCache
+    from bench.pipeline import apply_tuned
+
+    splits = missing_also_test(run, path)
+    data = read_result(path)
+    tuned = data.get("pipeline")
+    if not splits or not tuned:
+        if splits:
+            run.report.warn("the result has no pipeline scores: --also-test needs the pipeline")
+        return
+    model = data.get("best_checkpoint") or (data.get("initial_weights") or {}).get("path")
+    if not model or not Path(model).exists():
+        run.report.warn(f"--also-test: the run's weights ({model}) are gone: --force re-runs it")
+        return
+    names = ", ".join(s.name for s in splits)
+    run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
+    audio = AudioCache((run.options.cache_dir or default_cache_dir()) / "audio")
+    acc = accelerator(run.options.device)
+    with run.timed("also_test"):
+        extra, found = apply_tuned(
+            model,
+            tuned["embedding"]["name"],
+            tuned["tuning"]["params"],
+            splits,
+            audio,
+            device="cuda" if acc == "gpu" else "cpu",
+            threads=1 if acc == "cpu" else None,
+        )
+    written = write_hypotheses(run.final_dir, run.stem, {"dev": {}, "test": {}, "also_test": found})
+    outputs = data.get("outputs") or {"format": "rttm"}
+    outputs.setdefault("also_test", {}).update(written["also_test"])
+    data["also_test"] = {**(data.get("also_test") or {}), **extra}
+    data["outputs"] = outputs
+    for entry in extra.values():
+        run.report.scores(f"also tested on {entry['dataset']['name']}", entry["pipeline"])
+    write_record(run.results_dir, parse_record(data, str(path)))
 
 
 def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
@@ -757,6 +810,9 @@ def run_recipe(
         resolve(run)
         if not options.force and (done := existing_result(run)):
             report.say(f"{run.recipe.name}: skipped, its result exists (--force re-runs it)")
+            if missing_also_test(run, done):
+                with run_lock(run):
+                    add_also_test(run, done)
             report.result(done)
             return done
         with run_lock(run):

@@ -31,6 +31,15 @@ def result_path(output: str) -> Path:
     return Path(last.removeprefix("result: "))
 
 
+def run_baseline(data: Path, results: Path, cache_dir: Path, *more: str) -> tuple[Path, str]:
+    output = invoke(
+        *("run", str(BASELINE), "--data", str(data), "--results", str(results)),
+        *("--cache", str(cache_dir), "--tune-trials", "2,2", "--no-wandb", "--no-progress"),
+        *more,
+    )
+    return result_path(output), output
+
+
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory, cache_dir):
     """segmentation-3.0 as shipped (no training) through the tuned pipeline on the sample split,
@@ -40,23 +49,8 @@ def baseline_run(tmp_path_factory, cache_dir):
     root = tmp_path_factory.mktemp("outputs")
     data = make_sample_split(root / "data")
     results = root / "results"
-    output = invoke(
-        "run",
-        str(BASELINE),
-        "--data",
-        str(data),
-        "--results",
-        str(results),
-        "--cache",
-        str(cache_dir),
-        "--tune-trials",
-        "2,2",
-        "--also-test",
-        "demo-ood",
-        "--no-wandb",
-        "--no-progress",
-    )
-    return data, results, result_path(output), output
+    path, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
+    return data, results, path, output
 
 
 @pytest.mark.slow
@@ -162,3 +156,30 @@ def test_bench_score_names_the_bad_line(sample_split, tmp_path):
     )
     assert refused.exit_code == 2
     assert f"{hyp}:2:" in refused.output
+
+
+@pytest.mark.slow
+def test_also_test_is_added_to_a_finished_run(baseline_run, cache_dir, tmp_path):
+    """A finished run asked for --also-test later is not retrained: its tuned pipeline is
+    applied to the new split, with the same numbers as a run that had it from the start."""
+    data, _, fresh_path, _ = baseline_run
+    fresh = read_result(fresh_path)
+    results = tmp_path / "results"
+    first, _ = run_baseline(data, results, cache_dir)
+    assert read_result(first)["also_test"] == {}
+    again, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
+    assert again == first and "skipped, its result exists" in output
+    assert "adding --also-test" in output
+    added = read_result(again)
+    (fingerprint,) = fresh["also_test"]
+    ours, theirs = added["also_test"][fingerprint]["pipeline"], fresh["also_test"][fingerprint]
+    assert ours["DER"] == theirs["pipeline"]["DER"] and ours["JER"] == theirs["pipeline"]["JER"]
+    assert {uri: e["sha256"] for uri, e in added["outputs"]["also_test"][fingerprint].items()} == {
+        uri: e["sha256"] for uri, e in fresh["outputs"]["also_test"][fingerprint].items()
+    }
+    for entry in added["outputs"]["also_test"][fingerprint].values():
+        assert (results / entry["path"]).is_file()
+    # the test scores are untouched, and asking again does nothing more
+    assert added["test"] == read_result(first)["test"]
+    _, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
+    assert "adding --also-test" not in output
