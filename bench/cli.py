@@ -16,6 +16,20 @@ app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)
 
 
+# options shared by the commands that read a split and write results
+DataOption = Annotated[
+    Path | None,
+    typer.Option(help="Dataset folder (train/dev/test lists) or database.yml; default: demo."),
+]
+ProtocolOption = Annotated[
+    str | None, typer.Option(help="pyannote.database protocol name (with a database.yml).")
+]
+ResultsOption = Annotated[Path, typer.Option(help="Folder for result JSON files.")]
+CacheOption = Annotated[
+    Path | None, typer.Option(help="Cache folder (demo data, decoded audio); $BENCH_CACHE.")
+]
+
+
 @app.callback()
 def main() -> None:
     """Benchmark fine-tuning recipes for pyannote.audio speaker diarization."""
@@ -24,21 +38,14 @@ def main() -> None:
 @app.command()
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Recipe files or folders of recipes.")],
-    data: Annotated[
-        Path | None,
-        typer.Option(help="Dataset folder (train/dev/test lists) or database.yml; default: demo."),
-    ] = None,
-    protocol: Annotated[
-        str | None, typer.Option(help="pyannote.database protocol name (with a database.yml).")
-    ] = None,
-    results: Annotated[Path, typer.Option(help="Folder for result JSON files.")] = Path("results"),
+    data: DataOption = None,
+    protocol: ProtocolOption = None,
+    results: ResultsOption = Path("results"),
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the recipe's epochs.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Override the recipe's seed.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     wandb: Annotated[bool, typer.Option("--wandb/--no-wandb", help="Log to W&B.")] = True,
-    cache: Annotated[
-        Path | None, typer.Option(help="Cache folder (demo data, decoded audio); $BENCH_CACHE.")
-    ] = None,
+    cache: CacheOption = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     max_batches: Annotated[
         int | None,
@@ -233,22 +240,15 @@ def score(
         Path, typer.Option(help="The system's RTTM: one file (any URIs) or a folder of .rttm.")
     ],
     name: Annotated[str, typer.Option(help="The system's name on the leaderboard.")],
-    data: Annotated[
-        Path | None,
-        typer.Option(help="Dataset folder (train/dev/test lists) or database.yml; default: demo."),
-    ] = None,
-    protocol: Annotated[
-        str | None, typer.Option(help="pyannote.database protocol name (with a database.yml).")
-    ] = None,
-    results: Annotated[Path, typer.Option(help="Folder for result JSON files.")] = Path("results"),
+    data: DataOption = None,
+    protocol: ProtocolOption = None,
+    results: ResultsOption = Path("results"),
     about: Annotated[str | None, typer.Option(help="What the system is: a text or a URL.")] = None,
     missing_as_empty: Annotated[
         bool,
         typer.Option("--missing-as-empty", help="Score test files without hypothesis as empty."),
     ] = False,
-    cache: Annotated[
-        Path | None, typer.Option(help="Cache folder (demo data); $BENCH_CACHE.")
-    ] = None,
+    cache: CacheOption = None,
 ) -> None:
     """Score another system's diarization on the split's test set, with the metrics and collars
     of a bench run, and record it (kind "external") for the leaderboard."""

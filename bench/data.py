@@ -243,22 +243,31 @@ def check_within_audio(end: float, duration: float, where: str) -> None:
         )
 
 
-def read_uem(path: Path, uri: str, duration: float | None = None) -> Timeline:
-    """Annotated regions of ``uri`` from a UEM file (``uri channel start end``); with the audio's
-    ``duration``, a region running past its end is refused (see :func:`check_within_audio`)."""
-    regions = []
+def uem_records(path: Path) -> list[tuple[str, int, float, float]]:
+    """``(uri, line, start, end)`` of each region of a UEM file (``uri channel start end``), any
+    number of URIs."""
+    records = []
     for number, raw in enumerate(read_lines(path), start=1):
         fields = raw.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
         if len(fields) != 4:
             raise DataError(f"{path}:{number}: expected 4 fields (uri channel start end)")
-        if fields[0] != uri:
-            raise DataError(f"{path}:{number}: URI {fields[0]!r} does not match file {uri!r}")
         start = _float(fields[2], path, number, "start")
         end = _float(fields[3], path, number, "end")
         if end <= start:
             raise DataError(f"{path}:{number}: end {end} is not after start {start}")
+        records.append((fields[0], number, start, end))
+    return records
+
+
+def read_uem(path: Path, uri: str, duration: float | None = None) -> Timeline:
+    """Annotated regions of ``uri`` from a UEM file; with the audio's ``duration``, a region
+    running past its end is refused (see :func:`check_within_audio`)."""
+    regions = []
+    for record_uri, number, start, end in uem_records(path):
+        if record_uri != uri:
+            raise DataError(f"{path}:{number}: URI {record_uri!r} does not match file {uri!r}")
         if duration is not None:
             check_within_audio(end, duration, f"{path}:{number}")
         regions.append(Segment(start, end))

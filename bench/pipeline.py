@@ -527,8 +527,8 @@ def evaluate_pipeline(
     (embedding, tuning, test scores, RTFs, ``also_test`` scores keyed by fingerprint) and the
     hypotheses: ``{"dev": {uri: Annotation}, "test": {...}, "also_test": {fingerprint: {...}}}``.
 
-    ``threads`` sets torch's intra-op threads for the call (restored afterwards); on CPU, 1 is as
-    fast as 2 on an idle 2-core machine and many times faster on a busy one."""
+    ``threads`` sets torch's intra-op threads for the call (restored afterwards; None keeps the
+    process's, which ``OMP_NUM_THREADS`` sets)."""
     with torch_threads(threads):
         return _evaluate(
             segmentation_model,

@@ -19,8 +19,8 @@ from bench.corpora.entry import Entry, FileAudio, Turn, audio_info, check_channe
 from bench.corpora.jsonfields import Fields, parse_line
 from bench.corpora.rttm import read_rttm_turns, read_uem_regions
 from bench.corpora.split import part_subsets
-from bench.corpora.writer import layout, staged
-from bench.data import SUBSETS, DataError, Recording, load_folder
+from bench.corpora.writer import staged
+from bench.data import SUBSETS, DataError, Recording, folder_paths, load_folder
 
 DEFAULT_CHANNEL = None
 TOLERANCE = 0.01  # seconds: a duration this close to the file's is the whole file
@@ -107,7 +107,7 @@ def read(src: Path, channel: int | None) -> list[Entry]:
 
 
 def _row(recording: Recording, root: Path) -> dict[str, Any]:
-    _, rttm, uem = layout(root, recording.subset, recording.uri)
+    _, rttm, uem = folder_paths(root, recording.subset, recording.uri)
     return {
         "audio_filepath": str(recording.audio),
         "offset": 0.0,

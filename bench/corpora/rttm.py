@@ -3,24 +3,13 @@ recordings (lines grouped by URI); ``*.txt`` lists named after subsets give the 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from bench.corpora.entry import Entry, FileAudio, Turn, audio_files
 from bench.corpora.split import subset_of
-from bench.data import DataError, read_list, speaker_records
+from bench.data import DataError, read_list, speaker_records, uem_records
 
 DEFAULT_CHANNEL = None
-
-
-def _seconds(text: str, where: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{where}: {what} {text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise DataError(f"{where}: {what} {text!r} must be a finite number >= 0")
-    return value
 
 
 def read_rttm_turns(path: Path) -> dict[str, list[Turn]]:
@@ -32,20 +21,10 @@ def read_rttm_turns(path: Path) -> dict[str, list[Turn]]:
 
 
 def read_uem_regions(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """Annotated regions of a UEM file (``uri channel start end``) by URI, in file order."""
+    """Annotated regions of a UEM file by URI, in file order (bench.data's UEM reading)."""
     regions: dict[str, list[tuple[float, float]]] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        fields = raw.split()
-        if not fields or fields[0].startswith(("#", ";")):
-            continue
-        where = f"{path}:{number}"
-        if len(fields) != 4:
-            raise DataError(f"{where}: expected 4 fields (uri channel start end)")
-        start = _seconds(fields[2], where, "start")
-        end = _seconds(fields[3], where, "end")
-        if end <= start:
-            raise DataError(f"{where}: end {end} is not after start {start}")
-        regions.setdefault(fields[0], []).append((start, end))
+    for uri, _, start, end in uem_records(path):
+        regions.setdefault(uri, []).append((start, end))
     return regions
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpora.entry import Entry, Turn
-from bench.data import SUBSETS, DataError, load_folder
+from bench.data import SUBSETS, DataError, folder_paths, load_folder
 
 PROVENANCE = "bench-import.json"
 
@@ -60,16 +60,6 @@ def staged(out: Path, force: bool) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def layout(root: Path, subset: str, uri: str) -> tuple[Path, Path, Path]:
-    """The wav, RTTM and UEM paths of ``uri`` in a dataset folder (bench.data's layout)."""
-    folder = root / subset
-    return (
-        folder / "wav" / f"{uri}.wav",
-        folder / "rttm" / f"{uri}.rttm",
-        folder / "uem" / f"{uri}.uem",
-    )
-
-
 def rttm_line(uri: str, turn: Turn) -> str:
     speaker = "_".join(turn.speaker.split())  # an RTTM field has no spaces
     return (
@@ -96,7 +86,7 @@ def check_uris(entries: list[Entry]) -> None:
 
 def write_entry(root: Path, entry: Entry) -> None:
     """The wav, RTTM and UEM of one entry under ``root/{subset}/``."""
-    wav, rttm, uem = layout(root, str(entry.subset), entry.uri)
+    wav, rttm, uem = folder_paths(root, str(entry.subset), entry.uri)
     entry.audio.write(wav)
     if entry.rttm_file is not None:
         shutil.copyfile(entry.rttm_file, rttm)
