@@ -183,3 +183,14 @@ def test_also_test_is_added_to_a_finished_run(baseline_run, cache_dir, tmp_path)
     assert added["test"] == read_result(first)["test"]
     _, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
     assert "adding --also-test" not in output
+
+
+def test_a_bad_also_test_split_fails_before_training(sample_split, tiny_recipe, tmp_path):
+    results = tmp_path / "results"
+    base = ["run", str(tiny_recipe), "--data", str(sample_split), "--results", str(results)]
+    outcome = CliRunner().invoke(app, [*base, "--also-test", str(tmp_path / "nowhere")])
+    assert outcome.exit_code == 2
+    assert str(tmp_path / "nowhere") in outcome.output
+    assert not list(results.glob("*.json"))
+    outcome = CliRunner().invoke(app, [*base, "--also-test", str(sample_split)])
+    assert outcome.exit_code == 2 and "the split the runs are tested on" in outcome.output
