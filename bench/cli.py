@@ -136,6 +136,16 @@ def run(
     except (DataError, ValueError) as error:
         console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
+    if not split[1]:  # the checks of `bench data check` (the demo's are known and expected)
+        from bench.datacheck import split_warnings
+
+        found = split_warnings(split[0], folder=protocol is None)
+        if found:
+            console.print(
+                f"[yellow]data check:[/] {len(found)} warning(s), e.g. {escape(found[0])}; "
+                f"`bench data check {escape(str(data))}` lists them",
+                highlight=False,
+            )
     if dry_run:
         from bench.dryrun import describe
 

@@ -171,3 +171,14 @@ def test_the_command_exits_1_on_an_error_with_its_file_and_line(sample_split):
     assert outcome.exit_code == 1
     assert f"error: {path}:3: unknown RTTM type 'SPEKER'" in outcome.output
     assert "1 error(s), 0 warning(s)" in outcome.output
+
+
+def test_bench_run_reports_the_checks_warnings_before_training(sample_split, tiny_recipe):
+    report = check_dataset(sample_split)
+    assert report.warnings  # the sample split reuses its speaker labels in every subset
+    outcome = CliRunner().invoke(
+        app, ["run", str(tiny_recipe), "--data", str(sample_split), "--dry-run"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert f"data check: {len(report.warnings)} warning(s)" in outcome.output
+    assert f"bench data check {sample_split}" in outcome.output
