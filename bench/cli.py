@@ -143,7 +143,9 @@ def run(
         if found:
             console.print(
                 f"[yellow]data check:[/] {len(found)} warning(s), e.g. {escape(found[0])}; "
-                f"`bench data check {escape(str(data))}` lists them",
+                f"`bench data check {escape(str(data))}"
+                + (f" --protocol {escape(protocol)}" if protocol else "")
+                + "` lists them",
                 highlight=False,
             )
     if dry_run:

@@ -76,7 +76,7 @@ def import_(
     options = ImportOptions(split, split_seed, disjoint, session_pattern, channel, force)
     try:
         written = import_corpus(fmt, src, out, options)
-    except DataError as error:
+    except (DataError, OSError) as error:  # bad input, or a disk that refuses the output
         raise _fail(error) from None
     parts = [
         f"{subset} {int(row['files'])} files, {row['hours']} h, {int(row['speakers'])} speakers"
@@ -98,6 +98,6 @@ def export(
 
     try:
         paths = export_corpus(fmt, data, out, force)
-    except DataError as error:
+    except (DataError, OSError) as error:  # bad input, or a disk that refuses the output
         raise _fail(error) from None
     console.print("wrote " + ", ".join(map(str, paths)))

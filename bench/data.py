@@ -89,6 +89,15 @@ class Split:
     def files(self, subset: str) -> list[Recording]:
         return self.recordings[subset]
 
+    def describe(self) -> dict[str, object]:
+        """What a result records about the split it was scored on."""
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+            "subsets": self.summary(),
+        }
+
     def summary(self) -> dict[str, dict[str, float]]:
         return {
             subset: {
@@ -227,7 +236,8 @@ def rttm_text(annotation: Annotation) -> str:
     3 decimals, which moves frame-aligned boundaries and the DER re-scored from the file)."""
     uri = annotation.uri or "unknown"
     lines = [
-        f"SPEAKER {uri} 1 {segment.start!r} {segment.duration!r} <NA> <NA> {label} <NA> <NA>\n"
+        f"SPEAKER {uri} 1 {float(segment.start)!r} {float(segment.duration)!r} <NA> <NA> "
+        f"{label} <NA> <NA>\n"
         for segment, _, label in annotation.itertracks(yield_label=True)
     ]
     return "".join(lines)

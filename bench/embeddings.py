@@ -112,13 +112,6 @@ class CAMPPlusEmbedding(BaseInference):
             return torch.zeros(0, dtype=torch.bool)
         return F.interpolate(mask.float().cpu()[None, None], size=size)[0, 0] > 0.5
 
-    def selected_features(self, waveform: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """(samples,) waveform and (frames,) mask -> (kept frames, 80) normalised fbank."""
-        keep = self.kept_frames(waveform.shape[-1], mask)
-        if keep is not None and int(keep.sum()) < campplus.MIN_NUM_FRAMES:
-            return waveform.new_zeros((0, campplus.NUM_MEL_BINS))
-        return self._normalised(campplus.log_fbank(waveform.cpu()), keep)
-
     @staticmethod
     def _normalised(feats: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         if keep is not None and feats.shape[0]:

@@ -10,7 +10,6 @@ from typing import Any
 from pyannote.core import Annotation
 
 from bench.data import DataError, Split, read_rttm_all, rttm_text
-from bench.pipeline import dataset_of
 from bench.results import (
     Record,
     atomic_write_text,
@@ -81,7 +80,7 @@ def score_system(
         "ignored_uris": sorted(set(found) - {rec.uri for rec in test}),
     }
     record = external_record(
-        name, dataset_of(split), {"pipeline": scorer.report()}, outputs, content, about=about
+        name, split.describe(), {"pipeline": scorer.report()}, outputs, content, about=about
     )
     stem = record_stem(identity_of(record.as_json()), name, split.fingerprint)
     outputs["test"] = {

@@ -448,14 +448,14 @@ def score_splits(
     hypotheses: dict[str, Hypotheses] = {}
     for split in splits:
         scores, _, found = apply_to_test(pipeline, split.files("test"), audio)
-        extra[split.fingerprint] = {"dataset": dataset_of(split), "pipeline": scores}
+        extra[split.fingerprint] = {"dataset": split.describe(), "pipeline": scores}
         hypotheses[split.fingerprint] = found
     return extra, hypotheses
 
 
 def apply_tuned(
     segmentation_model: Model | str | Path,
-    embedding: str,
+    embedding: dict[str, Any],
     params: dict,
     splits: Sequence[Split],
     audio_cache: AudioCache,
@@ -464,30 +464,27 @@ def apply_tuned(
     batch_size: int = 32,
 ) -> tuple[dict[str, Any], dict[str, Hypotheses]]:
     """A pipeline tuned earlier (its checkpoint, embedding and recorded parameters) applied to
-    more splits' test files, as :func:`evaluate_pipeline` applies it to ``also_test``."""
+    more splits' test files, as :func:`evaluate_pipeline` applies it to ``also_test``.
+    ``embedding`` is the recorded ``pipeline.embedding``: another file under its name (a hub
+    revision that moved, a local file that changed) is refused."""
     with torch_threads(threads):
         target = _device(device)
+        embedder, info = resolve_embedding(embedding["name"], device=target)
+        if info.sha256 != embedding.get("sha256"):
+            raise ValueError(
+                f"embedding {embedding['name']!r} resolves to another file now (sha256 "
+                f"{info.sha256}, recorded {embedding.get('sha256')})"
+            )
         model, _ = _segmentation_model(segmentation_model)
         model.eval().to(target)
-        embedder, _ = resolve_embedding(embedding, device=target)
         pipeline = BenchSpeakerDiarization(
             model,
             embedder,
-            embedding_name=embedding,
+            embedding_name=embedding["name"],
             segmentation_batch_size=batch_size,
             embedding_batch_size=batch_size,
         ).instantiate(params)
         return score_splits(pipeline, splits, audio_cache)
-
-
-def dataset_of(split: Split) -> dict[str, Any]:
-    """What a record says about a split it was scored on."""
-    return {
-        "name": split.name,
-        "fingerprint": split.fingerprint,
-        "source": split.source,
-        "subsets": split.summary(),
-    }
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -576,6 +573,7 @@ def _evaluate(
     name = embedding or DEFAULT_EMBEDDING
     pipeline, tuning, dev_hypotheses = tune(model, memo, dev, trials, seed, name, batch_size)
     tuning["embedded_items"] = {"embedded": memo.misses, "reused": memo.hits}
+    pipeline._embedding = embedder  # test files share no (chunk, mask) with dev: no memo
     clock = time.perf_counter()
     test, rtf, test_hypotheses = apply_to_test(pipeline, split.files("test"), audio_cache)
     test_time = time.perf_counter() - clock

@@ -337,13 +337,7 @@ class Run:
 
     @property
     def dataset(self) -> dict[str, Any]:
-        return {
-            "name": self.split.name,
-            "fingerprint": self.split.fingerprint,
-            "source": self.split.source,
-            "demo": self.demo,
-            "subsets": self.split.summary(),
-        }
+        return {**self.split.describe(), "demo": self.demo}
 
     @contextmanager
     def timed(self, stage: str):
@@ -646,31 +640,33 @@ def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> di
     return outputs
 
 
-def missing_also_test(run: Run, path: Path) -> list[Split]:
-    """The ``--also-test`` splits an existing result has not been scored on."""
-    if not run.options.also_test:
-        return []
-    done = read_result(path).get("also_test") or {}
-    return [s for s in extra_splits(run.options, run.split) if s.fingerprint not in done]
-
-
 def add_also_test(run: Run, path: Path) -> None:
     """Score a finished run's tuned pipeline (its best checkpoint, embedding and recorded
-    parameters) on the ``--also-test`` splits it lacks, and add them to its result."""
+    parameters) on the ``--also-test`` splits its result lacks, and add them to the result.
+    Whatever goes wrong is a warning: the finished result stays as it is."""
+    try:
+        _add_also_test(run, path)
+    except Exception as error:
+        run.report.warn(f"--also-test not added to {path.name}: {error}")
+
+
+def _add_also_test(run: Run, path: Path) -> None:
     from bench.audio import AudioCache
     from bench.pipeline import apply_tuned
 
-    splits = missing_also_test(run, path)
     data = read_result(path)
+    done = data.get("also_test") or {}
+    splits = [s for s in extra_splits(run.options, run.split) if s.fingerprint not in done]
     tuned = data.get("pipeline")
-    if not splits or not tuned:
-        if splits:
-            run.report.warn("the result has no pipeline scores: --also-test needs the pipeline")
+    if not splits:
         return
-    model = data.get("best_checkpoint") or (data.get("initial_weights") or {}).get("path")
+    if not tuned:
+        raise ValueError("the result has no pipeline scores (the run had no pipeline)")
+    model = data.get("best_checkpoint")
+    if model is None and (data.get("identity") or {}).get("epochs") == 0:
+        model = (data.get("initial_weights") or {}).get("path")  # evaluated as they are
     if not model or not Path(model).exists():
-        run.report.warn(f"--also-test: the run's weights ({model}) are gone: --force re-runs it")
-        return
+        raise ValueError(f"the run's weights ({model}) are gone: --force re-runs it")
     names = ", ".join(s.name for s in splits)
     run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
     audio = AudioCache((run.options.cache_dir or default_cache_dir()) / "audio")
@@ -678,7 +674,7 @@ def add_also_test(run: Run, path: Path) -> None:
     with run.timed("also_test"):
         extra, found = apply_tuned(
             model,
-            tuned["embedding"]["name"],
+            tuned["embedding"],
             tuned["tuning"]["params"],
             splits,
             audio,
@@ -687,7 +683,7 @@ def add_also_test(run: Run, path: Path) -> None:
     written = write_hypotheses(run.final_dir, run.stem, {"dev": {}, "test": {}, "also_test": found})
     outputs = data.get("outputs") or {"format": "rttm"}
     outputs.setdefault("also_test", {}).update(written["also_test"])
-    data["also_test"] = {**(data.get("also_test") or {}), **extra}
+    data["also_test"] = {**done, **extra}
     data["outputs"] = outputs
     for entry in extra.values():
         run.report.scores(f"also tested on {entry['dataset']['name']}", entry["pipeline"])
@@ -805,7 +801,7 @@ def run_recipe(
         resolve(run)
         if not options.force and (done := existing_result(run)):
             report.say(f"{run.recipe.name}: skipped, its result exists (--force re-runs it)")
-            if missing_also_test(run, done):
+            if options.also_test:
                 with run_lock(run):
                     add_also_test(run, done)
             report.result(done)

@@ -12,7 +12,14 @@ import soundfile as sf
 from conftest import SAMPLE_RTTM, SAMPLE_WAV
 
 from bench.audio import GUARD_SAMPLES, AudioCache
-from bench.data import AUDIO_END_TOLERANCE, DataError, load_folder, load_protocol, read_rttm_all
+from bench.data import (
+    AUDIO_END_TOLERANCE,
+    DataError,
+    load_folder,
+    load_protocol,
+    read_rttm_all,
+    rttm_text,
+)
 
 
 def test_loads_sample_split(sample_split):
@@ -304,3 +311,24 @@ def test_a_protocol_uem_beyond_truncated_audio_is_refused(sample_split):
         load_protocol(yml, "Sample.SpeakerDiarization.Truncated")
     for fragment in ("'sample_dev'", "sample_dev.wav", "ends at 30.000 s", "audio (12.000 s)"):
         assert fragment in str(error.value)
+
+
+def test_rttm_text_reads_back_exactly(tmp_path):
+    """Hypotheses are written at full precision (numpy floats included), so a system's RTTM
+    scores exactly as the annotation it came from."""
+    import numpy as np
+    from pyannote.core import Annotation, Segment
+
+    step = 0.016875  # frame-aligned boundaries, as the pipeline produces
+    hypothesis = Annotation(uri="file")
+    hypothesis[Segment(np.float64(step * 37), np.float64(step * 411))] = "A"
+    hypothesis[Segment(step * 300, step * 1000.5), "t"] = "B"
+    path = tmp_path / "hyp.rttm"
+    path.write_text(rttm_text(hypothesis))
+    assert "np.float64" not in path.read_text()
+    again = read_rttm_all(path)["file"]
+    original = sorted((s.start, s.end, label) for s, _, label in hypothesis.itertracks(True))
+    read = sorted((s.start, s.end, label) for s, _, label in again.itertracks(True))
+    assert [r[0] for r in read] == [o[0] for o in original]  # starts exactly
+    assert [r[2] for r in read] == [o[2] for o in original]
+    assert all(abs(r[1] - o[1]) < 1e-12 for r, o in zip(read, original, strict=True))

@@ -1029,3 +1029,16 @@ def test_recipes_run_with_several_seeds_show_their_spread(tmp_path, cache_dir):
     expected = f"{100 * mean:.1f} ± {100 * sd:.1f}"
     assert expected in (site / "index.html").read_text()
     assert f"| seeded | 1 | 0, 1 | {expected} |" in (site / "LEADERBOARD.md").read_text()
+
+
+def test_only_a_change_beyond_the_noise_is_marked():
+    from bench.leaderboard.text import significance
+
+    base = {"a": (10.0, 100.0), "b": (20.0, 100.0), "c": (30.0, 100.0)}
+    worse = {uri: (e + 5.0, t) for uri, (e, t) in base.items()}  # every file worse
+    mixed = {"a": (25.0, 100.0), "b": (12.0, 100.0), "c": (28.0, 100.0)}  # worse on average only
+    assert significance(stats.compare_files(base, worse)) == "worse"
+    assert significance(stats.compare_files(worse, base)) == "better"
+    change = stats.compare_files(base, mixed)
+    assert change.difference.estimate > 0 and significance(change) == ""
+    assert significance(None) == ""

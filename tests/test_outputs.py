@@ -194,3 +194,19 @@ def test_a_bad_also_test_split_fails_before_training(sample_split, tiny_recipe, 
     assert not list(results.glob("*.json"))
     outcome = CliRunner().invoke(app, [*base, "--also-test", str(sample_split)])
     assert outcome.exit_code == 2 and "the split the runs are tested on" in outcome.output
+
+
+def test_also_test_that_cannot_be_added_leaves_the_result_alone(
+    sample_split, tiny_recipe, tmp_path, cache_dir
+):
+    """A finished run without a pipeline cannot be also-tested: a warning, never a failure
+    record beside the good result (the gate would read it as a failed candidate)."""
+    results = tmp_path / "results"
+    base = ["run", str(tiny_recipe), "--data", str(sample_split), "--results", str(results)]
+    base += ["--cache", str(cache_dir), "--no-wandb", "--no-progress"]
+    path = result_path(invoke(*base))
+    before = path.read_bytes()
+    output = invoke(*base, "--also-test", "demo-ood")
+    assert "--also-test not added" in output and "no pipeline scores" in output
+    assert path.read_bytes() == before
+    assert not list(results.glob("*.failed.json"))

@@ -88,13 +88,16 @@ class FileAudio:
         start = round(self.offset * info.samplerate)
         stop = None if self.duration is None else start + round(self.duration * info.samplerate)
         subtype = info.subtype if sf.check_format("WAV", info.subtype) else "PCM_16"
-        data, rate = sf.read(
-            str(self.path),
-            start=start,
-            stop=stop,
-            dtype=_DTYPES.get(subtype, "float32"),
-            always_2d=True,
-        )
+        try:
+            data, rate = sf.read(
+                str(self.path),
+                start=start,
+                stop=stop,
+                dtype=_DTYPES.get(subtype, "float32"),
+                always_2d=True,
+            )
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise DataError(f"{self.path}: cannot decode the audio: {error}") from None
         if self.channel is not None:
             data = data[:, self.channel]
         sf.write(str(target), data, rate, subtype=subtype, format="WAV")

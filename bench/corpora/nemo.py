@@ -20,7 +20,7 @@ from bench.corpora.jsonfields import Fields, parse_line
 from bench.corpora.rttm import read_rttm_turns, read_uem_regions
 from bench.corpora.split import part_subsets
 from bench.corpora.writer import staged
-from bench.data import SUBSETS, DataError, Recording, folder_paths, load_folder
+from bench.data import SUBSETS, DataError, Recording, folder_paths, load_folder, read_lines
 
 DEFAULT_CHANNEL = None
 TOLERANCE = 0.01  # seconds: a duration this close to the file's is the whole file
@@ -98,7 +98,7 @@ def read(src: Path, channel: int | None) -> list[Entry]:
     subsets = part_subsets(path.name for path in manifests)
     entries = []
     for manifest in manifests:
-        for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_lines(manifest), start=1):
             if line.strip():
                 where = f"{manifest}:{number}"
                 row = Fields(parse_line(line, where), where)

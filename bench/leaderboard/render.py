@@ -39,6 +39,7 @@ from bench.leaderboard.text import (
     reference_value,
     scheduler_text,
     short_column,
+    significance,
     wall_seconds,
 )
 
@@ -101,6 +102,7 @@ def environment(markdown: bool = False) -> jinja2.Environment:
         md_link=md_link,
         fixed=fixed,
         points=points,
+        significance=significance,
     )
     env.tests["http_url"] = http_url
     env.globals.update(

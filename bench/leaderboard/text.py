@@ -56,6 +56,16 @@ def points(versus: stats.Comparison | None, digits: int = 1) -> str:
     return "" if versus is None else f"{_signed(versus.difference.estimate, digits)} pts"
 
 
+def significance(change: stats.Comparison | None) -> str:
+    """``'worse'`` / ``'better'`` when the paired-bootstrap interval of a change lies above /
+    below 0, else ``''``: a change within the noise of a few files is not forgetting."""
+    if change is None or not change.difference.defined:
+        return ""
+    if change.difference.low > 0:
+        return "worse"
+    return "better" if change.difference.high < 0 else ""
+
+
 def fixed(value: Any, digits: int = 2) -> str:
     """``0.1667 -> '0.17'``; empty for None."""
     return f"{value:.{digits}f}" if _finite(value) else ""
