@@ -132,6 +132,7 @@ def write_dataset(
             split = load_folder(root)
         except DataError as error:
             raise _from_source(error, root, out, entries) from None
-        record = {**provenance, "fingerprint": split.fingerprint, "summary": split.summary()}
+        summary = split.summary()
+        record = {**provenance, "fingerprint": split.fingerprint, "summary": summary}
         (root / PROVENANCE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return Written(out, split.fingerprint, split.summary())
+    return Written(out, split.fingerprint, summary)
