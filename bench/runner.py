@@ -597,9 +597,9 @@ def pipeline(run: Run) -> None:
             trials=spec.tune_trials,
             seed=run.recipe.seed,
             device="cuda" if run.acc == "gpu" else "cpu",
-            # the process's threads: all cores for one run, a share of them under --jobs
-            # (2 threads on 2 cores: 0.72x the wall time of 1, README "Speed")
             also_test=extra_splits(run.options, run.split),
+            # threads: the process's own, all cores for one run and a share of them under
+            # --jobs (2 threads on 2 cores: 0.72x the wall time of 1, README "Speed")
         )
     run.outputs = write_hypotheses(run.run_dir, run.stem, hypotheses)
     run.also_test = record.pop("also_test")
