@@ -42,6 +42,28 @@ def make_sample_split(root: Path) -> Path:
     return root
 
 
+def xvector_checkpoint(path: Path, dimension: int = 32) -> Path:
+    """A small pyannote embedding checkpoint, as Lightning's ModelCheckpoint writes it."""
+    import lightning
+    import torch
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.embedding import XVectorSincNet
+
+    torch.manual_seed(0)
+    model = XVectorSincNet(dimension=dimension)
+    model.specifications = Specifications(
+        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
+    )
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
 @pytest.fixture
 def sample_split(tmp_path: Path) -> Path:
     return make_sample_split(tmp_path / "sample_split")

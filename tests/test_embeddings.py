@@ -4,14 +4,11 @@ options of the diarization pipeline."""
 from __future__ import annotations
 
 import huggingface_hub.constants
-import lightning
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SAMPLE_RTTM, SAMPLE_WAV
-from pyannote.audio.core.task import Problem, Resolution, Specifications
-from pyannote.audio.models.embedding import XVectorSincNet
+from conftest import SAMPLE_RTTM, SAMPLE_WAV, xvector_checkpoint
 
 from bench import campplus
 from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
@@ -167,19 +164,7 @@ def test_the_memo_embeds_each_distinct_chunk_and_mask_once(embedding, sample):
 
 
 def test_local_pyannote_embedding_checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = XVectorSincNet(dimension=32)
-    model.specifications = Specifications(
-        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
-    )
-    checkpoint = {
-        "state_dict": model.state_dict(),
-        "hyper_parameters": dict(model.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-    }
-    model.on_save_checkpoint(checkpoint)  # what Lightning's ModelCheckpoint writes
-    path = tmp_path / "xvector.ckpt"
-    torch.save(checkpoint, path)
+    path = xvector_checkpoint(tmp_path / "xvector.ckpt")
     resolved, info = resolve_embedding(str(path))
     assert info.origin == "local" and info.dimension == 32 and info.sha256 == sha256_file(path)
     out = resolved(torch.randn(2, 1, 32000), torch.ones(2, 100))

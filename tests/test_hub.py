@@ -18,12 +18,10 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 import huggingface_hub.constants
-import lightning
 import numpy as np
 import pytest
 import torch
-from pyannote.audio.core.task import Problem, Resolution, Specifications
-from pyannote.audio.models.embedding import XVectorSincNet
+from conftest import xvector_checkpoint
 
 from bench import campplus, hub
 from bench.embeddings import EmbeddingError, resolve_embedding
@@ -61,23 +59,6 @@ def add_to_cache(cache: Path, repo_id: str, commit: str, files: dict[str, Path],
     for ref in refs:
         (repo / "refs").mkdir(parents=True, exist_ok=True)
         (repo / "refs" / ref).write_text(commit)
-
-
-def xvector_checkpoint(path: Path) -> Path:
-    """A small pyannote embedding checkpoint, as Lightning's ModelCheckpoint writes it."""
-    torch.manual_seed(0)
-    model = XVectorSincNet(dimension=32)
-    model.specifications = Specifications(
-        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
-    )
-    checkpoint = {
-        "state_dict": model.state_dict(),
-        "hyper_parameters": dict(model.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-    }
-    model.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import lightning
 import pytest
 import torch
-from conftest import make_sample_split
-from pyannote.audio.core.task import Problem, Resolution, Specifications
-from pyannote.audio.models.embedding import XVectorSincNet
+from conftest import make_sample_split, xvector_checkpoint
+from pyannote.audio.core.task import Problem
 from pyannote.audio.models.segmentation import PyanNet
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, Timeline
@@ -247,19 +245,7 @@ def test_tuning_a_multilabel_model_moves_parameters_without_raising_dev_der(
 
 
 def test_a_pyannote_embedding_plugs_into_the_pipeline(segmentation_3_0, split, audio, tmp_path):
-    torch.manual_seed(0)
-    xvector = XVectorSincNet(dimension=16)
-    xvector.specifications = Specifications(
-        problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=2.0
-    )
-    checkpoint = {
-        "state_dict": xvector.state_dict(),
-        "hyper_parameters": dict(xvector.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-    }
-    xvector.on_save_checkpoint(checkpoint)
-    path = tmp_path / "xvector.ckpt"
-    torch.save(checkpoint, path)
+    path = xvector_checkpoint(tmp_path / "xvector.ckpt", dimension=16)
     embedding, info = resolve_embedding(str(path))
     pipeline = BenchSpeakerDiarization(segmentation_3_0, embedding, embedding_name=str(path))
     pipeline.instantiate(pipeline.initial_parameters())
