@@ -198,6 +198,18 @@ def recipe_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def run_logged(command: list[str], log: Path, timeout: float) -> int | None:
+    """Run ``command`` with its output in ``log``; its exit code, or None past ``timeout`` s."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log, "w") as out:
+            return subprocess.run(
+                command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def bench_run(
     args: argparse.Namespace,
     sampler: GpuSampler,
@@ -244,14 +256,9 @@ def bench_run(
         *(extra or []),
     ]
     log = args.out / "logs" / f"{tag}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    try:
-        with open(log, "w") as out:
-            code = subprocess.run(
-                command, stdout=out, stderr=subprocess.STDOUT, timeout=args.timeout
-            ).returncode
-    except subprocess.TimeoutExpired:
+    code = run_logged(command, log, args.timeout)
+    if code is None:
         row.status, row.detail = "timeout", f"over {args.timeout} s; log {log}"
         return row
     end = time.time()
@@ -396,13 +403,8 @@ def loader_run(args: argparse.Namespace, sampler: GpuSampler, workers: int) -> R
         *args.argv,
     ]
     log = args.out / "logs" / f"loader-w{workers}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(log, "w") as out:
-            code = subprocess.run(
-                command, stdout=out, stderr=subprocess.STDOUT, timeout=args.timeout
-            ).returncode
-    except subprocess.TimeoutExpired:
+    code = run_logged(command, log, args.timeout)
+    if code is None:
         row.status, row.detail = "timeout", f"over {args.timeout} s; log {log}"
         return row
     lines = [x for x in log.read_text().splitlines() if x.startswith("GPU_CHECK ")]
