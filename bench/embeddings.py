@@ -22,7 +22,6 @@ embedding records the commit it resolved to and the file's sha256.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -159,60 +158,6 @@ class CAMPPlusEmbedding(BaseInference):
             metric=self.metric,
             sample_rate=self.sample_rate,
         )
-
-
-class EmbeddingMemo:
-    """An embedding that embeds each distinct (chunk waveform, mask) once.
-
-    pyannote's pipeline embeds every (chunk, local speaker) of a file again for each
-    segmentation threshold, though most masks do not change between two thresholds; tuning
-    scores dev at the initial threshold and at the tuned one, and the memo makes the second pass
-    cost only the masks that changed. Keys are content digests, so a hit is the same input and
-    gives the same embedding (the CAM++ groups are batch-independent to 1e-5). Everything else
-    (``sample_rate``, ``dimension``, ``metric``, ``min_num_samples``, ``to``) is the wrapped
-    embedding's.
-    """
-
-    def __init__(self, embedding: BaseInference) -> None:
-        self.embedding = embedding
-        self.memo: dict[bytes, np.ndarray] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["embedding"], name)
-
-    def to(self, device: torch.device) -> EmbeddingMemo:
-        self.embedding.to(device)
-        return self
-
-    def _keys(self, waveforms: torch.Tensor, masks: torch.Tensor | None) -> list[bytes]:
-        keys: list[bytes] = []
-        last: tuple[torch.Tensor, bytes] | None = None
-        for i in range(waveforms.shape[0]):
-            waveform = waveforms[i]
-            if last is None or not torch.equal(last[0], waveform):
-                digest = hashlib.blake2b(waveform.cpu().numpy().tobytes(), digest_size=16)
-                last = (waveform, digest.digest())
-            mask = b"" if masks is None else masks[i].cpu().numpy().tobytes()
-            keys.append(last[1] + hashlib.blake2b(mask, digest_size=16).digest())
-        return keys
-
-    def __call__(self, waveforms: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
-        keys = self._keys(waveforms, masks)
-        first: dict[bytes, int] = {}  # each distinct missing key, at its first position
-        for i, key in enumerate(keys):
-            if key not in self.memo:
-                first.setdefault(key, i)
-        missing = list(first.values())
-        if missing:
-            index = torch.tensor(missing)
-            found = self.embedding(waveforms[index], None if masks is None else masks[index])
-            for i, row in zip(missing, np.asarray(found), strict=True):
-                self.memo[keys[i]] = row
-        self.misses += len(missing)
-        self.hits += len(keys) - len(missing)
-        return np.stack([self.memo[key] for key in keys])
 
 
 def _pyannote_embedding(

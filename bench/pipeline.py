@@ -19,13 +19,18 @@ a fixed seed) in the reference write-up's two stages, ``segmentation.min_duratio
 2. ``clustering.threshold``, segmentation parameters frozen at their stage-1 values, ``method`` and
    ``min_cluster_size`` frozen.
 
-Each stage's first trial is the initial parameters, so the best dev DER of a stage never exceeds
-its starting point; if the two stages together still end above the initial dev DER, the initial
-parameters are kept (and ``tuning.kept_initial`` says so). Trials run in pyannote's training mode,
-which caches the segmentation of each dev file and, while ``segmentation.threshold`` does not
-change (stage 2, or any powerset model), its embeddings, so a clustering trial costs only the
-clustering. Dev DER is optimised and reported with ``pyannote.metrics.DiarizationErrorRate``
-(optimal mapping, no collar, overlap scored): the same metric as the test's primary score.
+Each stage's first trial is its starting point (the initial parameters, with stage 1's threshold in
+stage 2), so no stage ends above its start, and the record keeps both (``start_dev_der`` and
+``dev_der`` of each stage). Trials run in pyannote's training mode, which caches the segmentation
+of each dev file and, while ``segmentation.threshold`` does not change (stage 2, or any powerset
+model), its embeddings, so a clustering trial costs only the clustering: every (dev file,
+segmentation threshold) is embedded once. The full pipeline's dev DER at the initial parameters
+(``dev_der_before``) is recorded when it shares those embeddings (a powerset model, or stage 1
+kept threshold 0.5); after stage 1 moved the threshold it would need one more embedding pass of
+dev (as long as the whole test pass) and is not computed: stage 1's own start (threshold 0.5,
+oracle clustering) says what the move bought. Dev DER is optimised and reported with
+``pyannote.metrics.DiarizationErrorRate`` (optimal mapping, no collar, overlap scored): the same
+metric as the test's primary score.
 
 The tuned pipeline is then applied to each full test file (audio handed over as an in-memory
 waveform decoded by :class:`bench.data.AudioCache`; no FFmpeg/torchcodec) and scored inside the
@@ -63,7 +68,7 @@ from pyannote.pipeline.parameter import ParamDict, Uniform
 
 from bench.audio import AudioCache
 from bench.data import SAMPLE_RATE, Recording, Split
-from bench.embeddings import DEFAULT_EMBEDDING, EmbeddingMemo, resolve_embedding
+from bench.embeddings import DEFAULT_EMBEDDING, resolve_embedding
 from bench.scoring import PRIMARY, Scorer
 
 SEGMENTATION_STEP = 0.1  # ratio of the segmentation window (pyannote's default)
@@ -255,16 +260,18 @@ def tune_stage(
     start: dict,
     trials: int,
     seed: int,
-) -> tuple[dict, float]:
+) -> tuple[dict, float, float]:
     """Optimise the non-frozen parameters of ``pipeline`` on ``files``; the first trial is
-    ``start``. Returns the best parameters (frozen ones included) and their dev DER."""
+    ``start``. Returns the best parameters (frozen ones included), their dev DER and the dev DER
+    of ``start``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pipeline.freeze(frozen)
     optimizer = Optimizer(pipeline, sampler=_sampler(seed, trials))
     result = optimizer.tune(files, n_iterations=trials, warm_start=start, show_progress=False)
-    return result["params"], float(result["loss"])
+    first = optimizer.study_.trials[0].value
+    return result["params"], float(result["loss"]), float(first)
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -309,7 +316,6 @@ def tune(
     }
     pipeline = BenchSpeakerDiarization(segmentation, embedding, **kwargs)
     initial = pipeline.initial_parameters()
-    before, before_hypotheses = score_dev(pipeline, initial, dev)
     stages: list[dict[str, Any]] = []
 
     # stage 1: segmentation threshold with oracle clustering (multilabel models only)
@@ -329,7 +335,7 @@ def tune(
             segmentation, embedding, clustering="OracleClustering", **kwargs
         )
         clock = time.perf_counter()
-        best, loss = tune_stage(
+        best, loss, start = tune_stage(
             oracle,
             dev,
             frozen={"segmentation": {"min_duration_off": 0.0}},
@@ -348,18 +354,21 @@ def tune(
                 "tuned": ["segmentation.threshold"],
                 "frozen": {"segmentation.min_duration_off": 0.0},
                 "trials": trials[0],
+                "start": {"segmentation.threshold": INITIAL_SEGMENTATION_THRESHOLD},
+                "start_dev_der": start,
                 "best": _plain(best),
                 "dev_der": loss,
                 "wall_time_s": round(time.perf_counter() - clock, 3),
             }
         )
 
-    # stage 2: clustering threshold, segmentation frozen, centroid linkage
+    # stage 2: clustering threshold, segmentation frozen, centroid linkage; its first trial
+    # embeds dev at the stage-1 threshold and every later trial reuses those embeddings
     clustering_frozen = {"method": CLUSTERING_METHOD, "min_cluster_size": MIN_CLUSTER_SIZE}
     params = _merge(initial, {"segmentation": segmentation_params})
     if trials[1] > 0:
         clock = time.perf_counter()
-        best, loss = tune_stage(
+        best, loss, start = tune_stage(
             pipeline,
             dev,
             frozen={"segmentation": segmentation_params, "clustering": clustering_frozen},
@@ -378,6 +387,8 @@ def tune(
                     **{f"clustering.{k}": v for k, v in clustering_frozen.items()},
                 },
                 "trials": trials[1],
+                "start": {"clustering.threshold": INITIAL_CLUSTERING_THRESHOLD},
+                "start_dev_der": start,
                 "best": _plain(best),
                 "dev_der": loss,
                 "wall_time_s": round(time.perf_counter() - clock, 3),
@@ -387,9 +398,10 @@ def tune(
         stages.append({"name": "clustering", "trials": 0, "skipped": "no trials requested"})
 
     after, hypotheses = score_dev(pipeline, params, dev)
-    kept_initial = after["DER"] > before["DER"]
-    if kept_initial:
-        params, after, hypotheses = initial, before, before_hypotheses
+    # the initial parameters share the tuned ones' embeddings only at the same threshold
+    before = None
+    if segmentation_params == initial["segmentation"]:
+        before = after if params == initial else score_dev(pipeline, initial, dev)[0]
     # a fresh pipeline: the tuned one has frozen parameters
     tuned = BenchSpeakerDiarization(segmentation, embedding, **kwargs).instantiate(params)
     record = {
@@ -399,8 +411,7 @@ def tune(
         "sampler": "optuna TPESampler(seed, n_startup_trials=min(10, trials // 2))",
         "initial_params": _plain(initial),
         "params": _plain(params),
-        "kept_initial": kept_initial,
-        "dev_der_before": before["DER"],
+        "dev_der_before": None if before is None else before["DER"],
         "dev_der_after": after["DER"],
         "dev_before": before,
         "dev_after": after,
@@ -409,6 +420,23 @@ def tune(
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     return tuned, record, hypotheses
+
+
+def stage_summaries(tuning: dict[str, Any]) -> list[str]:
+    """One line per tuned stage of a tuning record: the parameter's move and dev DER's."""
+    lines = []
+    for stage in tuning.get("stages", []):
+        if "start" not in stage:
+            continue
+        ((name, start),) = stage["start"].items()
+        section, _, key = name.partition(".")
+        best = stage["best"][section][key]
+        how = " with oracle clustering" if stage["clustering"] == "OracleClustering" else ""
+        lines.append(
+            f"{name} {start:.4g} -> {best:.4g}: dev DER{how} "
+            f"{stage['start_dev_der']:.4f} -> {stage['dev_der']:.4f}"
+        )
+    return lines
 
 
 def apply_to_test(
@@ -568,12 +596,9 @@ def _evaluate(
     model, segmentation_info = _segmentation_model(segmentation_model)
     model.eval().to(target)
     embedder, info = resolve_embedding(embedding, device=target)
-    memo = EmbeddingMemo(embedder)  # dev before/after tuning share their unchanged items
     dev = [pipeline_file(rec, audio_cache, with_reference=True) for rec in split.files("dev")]
     name = embedding or DEFAULT_EMBEDDING
-    pipeline, tuning, dev_hypotheses = tune(model, memo, dev, trials, seed, name, batch_size)
-    tuning["embedded_items"] = {"embedded": memo.misses, "reused": memo.hits}
-    pipeline._embedding = embedder  # test files share no (chunk, mask) with dev: no memo
+    pipeline, tuning, dev_hypotheses = tune(model, embedder, dev, trials, seed, name, batch_size)
     clock = time.perf_counter()
     test, rtf, test_hypotheses = apply_to_test(pipeline, split.files("test"), audio_cache)
     test_time = time.perf_counter() - clock

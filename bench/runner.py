@@ -582,7 +582,7 @@ def pipeline(run: Run) -> None:
     spec = run.recipe.pipeline
     if spec is None:
         return
-    from bench.pipeline import evaluate_pipeline
+    from bench.pipeline import evaluate_pipeline, stage_summaries
 
     run.report.say(
         f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
@@ -613,6 +613,8 @@ def pipeline(run: Run) -> None:
         f"collar 0.25 s, no overlap: DER {_fmt(variant['DER'])}  | dev DER "
         f"{_fmt(tuning['dev_der_before'])} -> {_fmt(tuning['dev_der_after'])}"
     )
+    for line in stage_summaries(tuning):
+        run.report.say(f"  tuned {line}")
     run.scores["pipeline"] = test
     run.pipeline = record
 

