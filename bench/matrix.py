@@ -3,6 +3,7 @@ summary of what each run recorded."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +21,7 @@ from bench.results import (
     METRIC_LABELS,
     atomic_write_text,
     identity_of,
+    output_paths,
     primary_metric,
     read_result,
 )
@@ -90,10 +92,40 @@ class _Prefixed(Console):
         super().print(escape(self.prefix), *objects, sep="", **kwargs)
 
 
-def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> tuple[str, str] | None:
-    """One job as a Ray task: run it, hand its result back (the worker's disk may not be ours)."""
+Returned = tuple[str, str, dict[str, str]]
+
+
+def _ray_job(job: Job, options: RunOptions, split: tuple[Split, bool]) -> Returned | None:
+    """One job as a Ray task: run it, hand its result and the output files it lists back (the
+    worker's disk may not be ours)."""
     path = _worker(job, options, split)  # Ray sets CUDA_VISIBLE_DEVICES for a GPU task
-    return None if path is None else (path.name, path.read_text())
+    return None if path is None else pack_result(options.results, path)
+
+
+def pack_result(results: Path, path: Path) -> Returned:
+    """A result file's name and text, and the text of each output file its record lists
+    (relative path -> text; the ones missing on this disk left out)."""
+    text = path.read_text()
+    files: dict[str, str] = {}
+    for relative in output_paths(json.loads(text).get("outputs")):
+        if (results / relative).is_file():
+            files[relative] = (results / relative).read_text()
+    return path.name, text, files
+
+
+def unpack_result(results: Path, returned: Returned) -> Path:
+    """Write what :func:`pack_result` handed back into ``results`` (files that already hold
+    the same text are left alone); return the result file's path."""
+    name, text, files = returned
+    for relative, content in files.items():
+        target = results / relative
+        if not target.is_file() or target.read_text() != content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, content)
+    path = results / name
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return path
 
 
 def run_on_ray(
@@ -113,14 +145,7 @@ def run_on_ray(
     refs = [task.remote(job, options, split) for job in jobs]
     paths: list[Path | None] = []
     for returned in ray.get(refs):
-        if returned is None:
-            paths.append(None)
-            continue
-        name, text = returned
-        path = options.results / name
-        if not path.is_file() or path.read_text() != text:
-            atomic_write_text(path, text)
-        paths.append(path)
+        paths.append(None if returned is None else unpack_result(options.results, returned))
     return paths
 
 

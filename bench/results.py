@@ -144,6 +144,22 @@ def hypothesis_path(stem: str, part: str, uri: str) -> Path:
     return Path("runs") / stem / "hypotheses" / part / f"{uri}.rttm"
 
 
+def output_paths(outputs: Any) -> list[str]:
+    """The relative paths of every file a record's ``outputs`` lists (dev, test, also_test),
+    absolute or escaping ones left out."""
+    found: list[str] = []
+    if isinstance(outputs, dict):
+        path = outputs.get("path")
+        if isinstance(path, str):
+            relative = Path(path)
+            if path and not relative.is_absolute() and ".." not in relative.parts:
+                found.append(path)
+        for value in outputs.values():
+            if isinstance(value, dict):
+                found += output_paths(value)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The schema
 

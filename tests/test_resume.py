@@ -176,3 +176,35 @@ def test_one_run_on_two_ddp_processes(tmp_path, sample_split, tiny_recipe, cache
     assert "skipped" not in forced.stdout + forced.stderr
     assert read_result(path)["finished"] != result["finished"]
     assert Path(read_result(path)["best_checkpoint"]).is_file()
+
+
+def test_a_ray_task_hands_back_the_hypotheses_its_result_lists(tmp_path):
+    """A Ray worker's disk may not be the driver's: the result comes back with the RTTMs its
+    ``outputs`` list, and the driver writes both into its own results folder."""
+    from pyannote.core import Annotation, Segment
+
+    from bench.matrix import pack_result, unpack_result
+    from bench.results import external_record, write_record
+    from bench.runner import write_hypotheses
+
+    worker, driver = tmp_path / "worker", tmp_path / "driver"
+    speech = Annotation(uri="a")
+    speech[Segment(0.5, 2.0)] = "spk1"
+    found = {"dev": {"d": speech}, "test": {"a": speech}, "also_test": {"beef": {"x": speech}}}
+    outputs = write_hypotheses(worker / "runs" / "sys", "sys", found)
+    outputs["test"]["leak"] = {"path": "../secret.rttm", "sha256": None}  # never packed
+    (tmp_path / "secret.rttm").write_text("not the worker's to send\n")
+    dataset = {"name": "hand", "fingerprint": "f00dcafe0001", "subsets": {}}
+    record = external_record("sys", dataset, {}, outputs, content={"a": "0"})
+    path = write_record(worker, record)
+    returned = pack_result(worker, path)
+    assert sorted(returned[2]) == [
+        "runs/sys/hypotheses/also_test/beef/x.rttm",
+        "runs/sys/hypotheses/dev/d.rttm",
+        "runs/sys/hypotheses/test/a.rttm",
+    ]
+    back = unpack_result(driver, returned)
+    assert back == driver / path.name and back.read_text() == path.read_text()
+    for relative, text in returned[2].items():
+        assert (driver / relative).read_text() == text == (worker / relative).read_text()
+    assert "SPEAKER a 1 0.5 1.5" in (driver / "runs/sys/hypotheses/test/a.rttm").read_text()
