@@ -14,8 +14,10 @@ from bench import campplus
 from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
 from bench.data import read_rttm
 from bench.embeddings import (
+    PADDED_BATCH,
     CAMPPlusEmbedding,
     EmbeddingError,
+    length_batches,
     resolve_embedding,
 )
 from bench.hashing import sha256_file
@@ -100,6 +102,57 @@ def test_embeddings_are_deterministic_and_batch_independent(embedding, sample):
     np.testing.assert_array_equal(first, again)
     np.testing.assert_allclose(first[1], alone[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(first[0], first[2])
+
+
+def _speech_features(sample: torch.Tensor, lengths: list[int]) -> list[torch.Tensor]:
+    """Mean-normalised CAM++ features of real speech, one item per length (frames)."""
+    feats = campplus.log_fbank(sample[: 30 * 16000])
+    return [feats[100 : 100 + n] - feats[100 : 100 + n].mean(0) for n in lengths]
+
+
+def test_a_padded_batch_embeds_each_item_as_it_would_alone(sample):
+    """Items of different lengths share one batch: the padding (here garbage) is masked before
+    every operation that mixes frames, across CAM++'s 100-frame context segments too."""
+    model, _ = load_campplus()
+    lengths = [3, 4, 57, 99, 100, 101, 150, 199, 200, 201, 333, 998]
+    items = _speech_features(sample, lengths)
+    batch = torch.full((len(items), max(lengths), campplus.NUM_MEL_BINS), 7.0)
+    for i, feats in enumerate(items):
+        batch[i, : len(feats)] = feats
+    with torch.inference_mode():
+        alone = torch.cat([model(feats[None]) for feats in items])
+        padded = model(batch, torch.tensor(lengths))
+        unmasked = model(batch)
+    cosine = torch.nn.functional.cosine_similarity(alone, padded)
+    assert cosine.min() > 0.99999, cosine
+    torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-4)
+    # without the lengths the padding is embedded as frames: every shorter item changes
+    assert torch.nn.functional.cosine_similarity(alone, unmasked)[:-1].max() < 0.999
+
+
+def test_the_fused_front_end_is_the_same_function(sample):
+    model, _ = load_campplus()
+    fused, _ = load_campplus()
+    fused = campplus.fuse_front_end(fused)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.head.modules())
+    items = _speech_features(sample, [50, 400, 998])
+    with torch.inference_mode():
+        for feats in items:
+            a, b = model(feats[None]), fused(feats[None])
+            assert torch.nn.functional.cosine_similarity(a, b).item() > 0.99999
+    with pytest.raises(ValueError, match="eval mode only"):
+        campplus.fuse_front_end(load_campplus()[0].train())
+
+
+def test_items_are_batched_by_similar_length():
+    lengths = [400, 10, 12, 11, 13, 14, 15, 16, 17, 18, 60, 401, 402]
+    items = [(i, torch.zeros(n, 1)) for i, n in enumerate(lengths)]
+    batches = length_batches(items)
+    sizes = [[len(feats) for _, feats in batch] for batch in batches]
+    # sorted; at most PADDED_BATCH a batch; a new batch once an item outgrows the slack
+    assert sizes == [[10, 11, 12, 13, 14, 15, 16, 17], [18], [60], [400, 401, 402]]
+    assert max(len(b) for b in batches) == PADDED_BATCH == 8
+    assert sorted(i for batch in batches for i, _ in batch) == list(range(len(lengths)))
 
 
 def test_masks_select_frames_like_pyannote(embedding, sample):
