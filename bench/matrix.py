@@ -117,15 +117,11 @@ def unpack_result(results: Path, returned: Returned) -> Path:
     """Write what :func:`pack_result` handed back into ``results`` (files that already hold
     the same text are left alone); return the result file's path."""
     name, text, files = returned
-    for relative, content in files.items():
+    for relative, content in [*files.items(), (name, text)]:  # the result last
         target = results / relative
         if not target.is_file() or target.read_text() != content:
-            target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(target, content)
-    path = results / name
-    if not path.is_file() or path.read_text() != text:
-        atomic_write_text(path, text)
-    return path
+    return results / name
 
 
 def run_on_ray(
