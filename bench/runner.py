@@ -37,6 +37,7 @@ from bench.results import (
     now,
     ok_record,
     parse_record,
+    progress_notes,
     read_result,
     record_path,
     record_stem,
@@ -329,6 +330,7 @@ class Run:
     pipeline: dict[str, Any] | None = None
     also_test: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None  # bench.budget: steps, samples, hours seen; warnings
     ddp_child_done: bool = False
 
     @property
@@ -361,6 +363,7 @@ class Run:
             "initial_weights": self.init.as_dict() if self.init else None,
             "initial_validation": self.fitted.initial if self.fitted else self.initial_validation,
             "epochs": self.epochs,
+            "budget": self.budget,
             "started": self.started,
             "wall_time": {k: round(v, 3) for k, v in self.stages.items()},
         }
@@ -388,6 +391,16 @@ def resolve(run: Run) -> None:
         precision=run.precision,
     )
     run.stem = record_stem(run.identity, run.recipe.name, run.split.fingerprint)
+    from bench.budget import budget
+
+    train_seconds = sum(r.annotated.duration() for r in run.split.files("train"))
+    run.budget = budget(
+        run.recipe,
+        train_seconds,
+        max_batches=run.options.max_batches,
+        world_size=run.options.devices,
+        recipe_file=run.path,
+    )
     # a forced run trains beside the result it replaces, which stays until the new one is written
     run.run_dir = run.final_dir.with_name(f"{run.stem}.force") if run.options.force else None
     run.run_dir = run.run_dir or run.final_dir
@@ -442,6 +455,15 @@ def announce(run: Run) -> None:
         )
     elif changes:
         run.report.say(f"overrides: {changes}")
+    b = run.budget or {}
+    if recipe.epochs:
+        run.report.say(
+            f"budget: {b['optimizer_steps']} optimizer steps ({b['steps_per_epoch']} per epoch x "
+            f"{recipe.epochs}), {b['samples_seen']} chunks, {b['audio_hours_seen']:g} h of audio "
+            f"seen ({b['train_hours']:g} h of train audio)"
+        )
+    for warning in b.get("warnings") or []:
+        run.report.warn(warning)
 
 
 def assemble(run: Run, index_dir: Path | None = None) -> Any:
@@ -731,6 +753,8 @@ def record(run: Run) -> Path:
             wandb_info["dir"] = wandb_info["dir"].replace(staged, str(run.final_dir))
         run.run_dir = run.final_dir
     best = next((r for r in fitted.epochs if r["epoch"] == fitted.best_epoch), None)
+    if run.budget is not None:
+        run.budget = {**run.budget, "optimizer_steps_run": fitted.steps}
     result = ok_record(
         **run.common(),
         columns=list(EPOCH_COLUMNS),
@@ -754,6 +778,8 @@ def record(run: Run) -> Path:
         },
         wandb=wandb_info,
     )
+    for note in progress_notes(result.model_dump()):
+        run.report.warn(note)
     try:
         return write_record(run.results_dir, result)
     except OSError as error:

@@ -18,8 +18,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pyannote.audio import Model
 
+from bench import heads
 from bench.identity import precision
-from bench.recipe import Plateau, Recipe, Step
+from bench.recipe import Plateau, Pretrained, Recipe, Step
 from bench.results import EPOCH_COLUMNS
 from bench.task import DER, BenchDiarization
 from bench.weights import Source, load_initial
@@ -103,10 +104,14 @@ class Initialisation:
     head_reinitialised: bool
     reason: str
     task_dependent: list[str] = field(default_factory=list)
+    # what became of the checkpoint's classifier: "kept", "reinitialised", "converted" (a
+    # powerset head as multilabel, bench.heads), "new" (scratch or a headless file)
+    head: str = "kept"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.source.as_dict(),
+            "head": self.head,
             "head_reinitialised": self.head_reinitialised,
             "reason": self.reason,
         }
@@ -122,39 +127,81 @@ def prepare_model(recipe: Recipe, task: BenchDiarization) -> tuple[Model, Initia
     When pretrained weights come with a head made for another problem (segmentation-3.0 is a
     powerset model with 7 classes; the reference write-up fine-tuned it as a 3-speaker multilabel
     model), the encoder is kept and the classifier is re-initialised explicitly, even if shapes
-    happen to match.
+    happen to match, unless the recipe asks to convert it (``Pretrained(head="convert")``,
+    :mod:`bench.heads`) or to re-initialise a head that fits.
     """
     model, source = load_initial(recipe.model)
+    choice = recipe.model.head if isinstance(recipe.model, Pretrained) else None
     headless = Path(source.path or "").suffix == ".safetensors"
     before = None if source.origin == "scratch" or headless else _signature(model.specifications)
+    pretrained_classifier = None
+    if choice == "convert":
+        _check_convertible(before, task)
+        model, pretrained_classifier = heads.convert(model)
     model.configure_optimizers = types.MethodType(configure_optimizers_for(recipe), model)
     task.prepare_data()
     model.task = task
     model.setup()
     after = _signature(task.specifications)
-    if headless:
+    if pretrained_classifier is not None:
+        heads.load_head(model, pretrained_classifier)
         init = Initialisation(
-            source, True, "safetensors carry no task specifications: encoder kept, classifier new"
+            source,
+            False,
+            f"checkpoint head is {_describe(before)}: converted to {_describe(after)} "
+            "(the pretrained speaker probabilities, exactly)",
+            head="converted",
+        )
+    elif headless:
+        init = Initialisation(
+            source,
+            True,
+            "safetensors carry no task specifications: encoder kept, classifier new",
+            head="new",
         )
     elif before is None:
-        init = Initialisation(source, False, "scratch: every weight is random")
-    elif before != after:
+        init = Initialisation(source, False, "scratch: every weight is random", head="new")
+    elif before != after or choice == "reinitialise":
         if recipe.epochs == 0:
             raise ValueError(
                 f"epochs=0 evaluates the initial weights as they are, but their head is "
                 f"{_describe(before)} and the recipe needs {_describe(after)}"
+                if before != after
+                else "field 'model.head': 'reinitialise' with epochs=0 would evaluate a random head"
             )
         for module in (model.classifier,):
             module.reset_parameters()
+        why = (
+            "the recipe asks for a new one"
+            if before == after
+            else f"recipe needs {_describe(after)}"
+        )
         init = Initialisation(
             source,
             True,
-            f"checkpoint head is {_describe(before)}, recipe needs {_describe(after)}: "
+            f"checkpoint head is {_describe(before)}, {why}: "
             "encoder kept, classifier re-initialised",
+            head="reinitialised",
         )
     else:
         init = Initialisation(source, False, f"checkpoint head matches ({_describe(after)})")
     return model, init
+
+
+def _check_convertible(before: tuple | None, task: BenchDiarization) -> None:
+    """``head="convert"`` needs a powerset checkpoint and a multilabel task over as many
+    speakers (the conversion is exact only then); anything else is refused, naming the field."""
+    if before is None:
+        raise ValueError(
+            "field 'model.head': 'convert' needs a checkpoint with a head (this one has none)"
+        )
+    _, speakers, per_frame = before
+    if per_frame is None or task.mode != "multilabel" or speakers != task.max_speakers_per_chunk:
+        raise ValueError(
+            "field 'model.head': 'convert' turns a powerset head into a multilabel one over the "
+            f"same speakers, but the checkpoint head is {_describe(before)} and the recipe trains "
+            f"{task.mode} over {task.max_speakers_per_chunk} speakers"
+        )
 
 
 def _describe(signature: tuple) -> str:
@@ -282,6 +329,7 @@ class Fitted:
     rank: int = 0  # the DDP process this is (only rank 0 goes on to evaluate and record)
     world_size: int = 1  # processes (devices) that trained: global batch = batch x world_size
     throughput: list[dict[str, Any]] = field(default_factory=list)  # Throughput's rows
+    steps: int = 0  # optimizer steps the run took (trainer.global_step; a resumed run's too)
 
 
 def fit(
@@ -384,4 +432,5 @@ def fit(
         trainer.global_rank,
         trainer.world_size,
         throughput.epochs,
+        trainer.global_step,
     )

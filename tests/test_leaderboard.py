@@ -1089,3 +1089,33 @@ def test_only_a_change_beyond_the_noise_is_marked():
     change = stats.compare_files(base, mixed)
     assert change.difference.estimate > 0 and significance(change) == ""
     assert significance(None) == ""
+
+
+def test_a_run_worse_than_its_start_is_marked_and_still_ranked(hand_site, hand_results):
+    """older_run (3 epochs) is worse than the baseline row on every test file: it is marked on
+    the site and in the markdown, and keeps its rank; the better recipe is not marked."""
+    out, board = hand_site
+    (group,) = [g for g in board.groups if g.fingerprint == HAND["fingerprint"]]
+    marks = {r.run.name: r.marks for r in group.ranked}
+    assert [m for m in marks["older_run"] if "worse than the baseline row" in m]
+    assert marks["tuned"] == [] and marks["baseline_segmentation_3_0"] == []
+    assert "older_run" in [r.run.name for r in group.ranked]
+    markdown = (out / "LEADERBOARD.md").read_text()
+    assert (
+        "⚠ Worse than its start (still ranked: a real result): older_run: test DER worse"
+        in markdown
+    )
+    assert 'class="badge worse"' in (out / "index.html").read_text()
+
+
+def test_no_better_than_start_reads_the_record():
+    from bench.results import DER_KEY, no_better_than_start
+
+    base = {"initial_validation": {DER_KEY: 0.23}, "epochs": [{"epoch": 0}]}
+    stuck = no_better_than_start({**base, "best_validation": {DER_KEY: 0.23}})
+    assert (
+        stuck == "best dev DER 0.2300 is no better than the initial 0.2300: training did not help"
+    )
+    assert no_better_than_start({**base, "best_validation": {DER_KEY: 0.2}}) is None
+    assert "best dev DER none" in no_better_than_start({**base, "best_validation": None})
+    assert no_better_than_start({**base, "epochs": []}) is None  # did not train

@@ -352,7 +352,8 @@ def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
     assert len(results) == 13 and {r["status"] for r in results} == {"ok"}
     by_name = {r["recipe"]["name"]: r for r in results}
     assert by_name["powerset_adamw_cosine"]["initial_weights"]["head_reinitialised"] is False
-    assert by_name["adam"]["initial_weights"]["head_reinitialised"] is True
+    assert by_name["adam"]["initial_weights"]["head"] == "converted"
+    assert by_name["adam"]["initial_weights"]["head_reinitialised"] is False
     assert by_name["nadam_cosine_dice_aug"]["recipe"]["augmentation"]["noise"]["path"] == "noise"
     assert by_name["adam"]["overrides"]["pipeline"]["ran"] is None
     baseline = by_name["baseline_segmentation_3_0"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import results, stats
+from bench import environment, results, stats
 from bench.leaderboard.metrics import Details, details, pipeline_scores
 from bench.leaderboard.select import Run, _instant, assign_slugs, newest
 from bench.results import METRIC_LABELS, primary_scores
@@ -38,6 +38,9 @@ class Ranked:
     label: str = ""
     details: Details = field(default_factory=Details)  # JER, speaker counting, DER by overlap
     also: dict[str, ExtraScore] = field(default_factory=dict)  # by extra split's fingerprint
+    # a run that ended worse than where it started: no better on dev than its initial weights,
+    # or worse on test than the split's baseline row beyond the noise (it stays ranked)
+    marks: list[str] = field(default_factory=list)
 
     @property
     def standing(self) -> str:
@@ -120,6 +123,13 @@ class Group:
     smoke: bool = False  # --max-batches runs: ranked only among themselves, marked as such
     extra: list[ExtraSplit] = field(default_factory=list)  # also-tested splits, by name
     baseline: Ranked | None = None  # the first ranked run that did not train (epochs 0)
+    # the environment digest its runs share (None: not recorded, results before bench 0.3.0);
+    # a split with runs from several environments gets one group each, the newest first
+    environment: str | None = None
+    environment_info: dict[str, Any] | None = None  # the newest run's record of it
+    # for a group that is not the split's newest environment: what changed from its
+    # environment to the newest one
+    environment_changes: list[str] | None = None
 
     @property
     def seeds(self) -> list[AcrossSeeds]:
@@ -130,8 +140,13 @@ class Group:
         return METRIC_LABELS.get(self.metric, f"{self.metric} DER")
 
     @property
+    def other_environment(self) -> bool:
+        return self.environment_changes is not None
+
+    @property
     def anchor(self) -> str:
-        return f"split-{self.fingerprint or 'unknown'}" + ("-smoke" if self.smoke else "")
+        env = f"-env-{self.environment or 'unknown'}" if self.other_environment else ""
+        return f"split-{self.fingerprint or 'unknown'}" + ("-smoke" if self.smoke else "") + env
 
 
 def _files(test: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -182,7 +197,28 @@ def rank_group(runs: Sequence[Run]) -> Group:
         group.ranked.append(ranked)
     _label(group.ranked)
     _also_tested(group)
+    _mark_worse_than_start(group)
     return group
+
+
+def _mark_worse_than_start(group: Group) -> None:
+    """Mark the trained runs that ended no better than their start on dev, or worse on test
+    than the baseline row (epochs 0: the initial weights as they are) beyond the noise."""
+    base = group.baseline
+    for r in group.ranked:
+        if r.run.external:
+            continue
+        r.marks = results.progress_notes(r.run.data)
+        if base is None or r is base or not (_finite(base.test["DER"]) and _finite(r.test["DER"])):
+            continue
+        change = _versus(base.test, r.test)
+        if change.worse:
+            d = change.difference
+            r.marks.append(
+                f"test DER worse than the baseline row {base.label} beyond the noise "
+                f"(+{100 * d.estimate:.1f} points, "
+                f"95% CI [{100 * d.low:+.1f}, {100 * d.high:+.1f}])"
+            )
 
 
 def _also_scores(run: Run, split: ExtraSplit) -> dict[str, Any] | None:
@@ -261,13 +297,65 @@ def build_board(runs: Sequence[Run], skipped: Sequence[tuple[str, str]] = ()) ->
     kept = sorted([*ok, *failed], key=lambda run: (run.name, run.source.name))
     assign_slugs(kept)
     failed.sort(key=lambda r: _instant(r.finished), reverse=True)
-    by_split: dict[tuple[str | None, bool], list[Run]] = {}
-    for run in sorted(ok, key=lambda run: (run.name, run.source.name)):
-        by_split.setdefault((run.fingerprint, run.smoke), []).append(run)
-    groups = [rank_group(group) for group in by_split.values()]
-    groups.sort(key=lambda g: (g.smoke, -len(g.ranked), -_newest_instant(g), g.fingerprint or ""))
+    groups = _environment_groups(_by_split(ok))
     superseded += superseded_failures
     return Board(groups, failed, list(skipped), superseded, len(runs))
+
+
+def _run_environment(run: Run) -> str | None:
+    return run.identity.environment if run.identity else None
+
+
+def _by_split(ok: Sequence[Run]) -> dict[tuple[str | None, bool, str | None], list[Run]]:
+    """Runs by (split, smoke, environment). An external system's scores do not depend on the
+    training environment: it joins every environment's table on its split."""
+    by_split: dict[tuple[str | None, bool, str | None], list[Run]] = {}
+    ordered = sorted(ok, key=lambda run: (run.name, run.source.name))
+    for run in (r for r in ordered if not r.external):
+        by_split.setdefault((run.fingerprint, run.smoke, _run_environment(run)), []).append(run)
+    for run in (r for r in ordered if r.external):
+        keys = [k for k in by_split if k[:2] == (run.fingerprint, run.smoke)]
+        for key in keys or [(run.fingerprint, run.smoke, None)]:
+            by_split.setdefault(key, []).append(run)
+    return by_split
+
+
+def _environment_groups(by_split: dict[tuple[str | None, bool, str | None], list[Run]]):
+    """Rank each (split, environment) apart: runs from different environments are never one
+    comparison. On each split the group holding the newest run comes first; the others say how
+    their environment differs from it."""
+    groups = []
+    for (_, _, env), runs in by_split.items():
+        group = rank_group(runs)
+        group.environment = env
+        recorded = [r.data.get("environment") for r in runs if r.data.get("environment")]
+        group.environment_info = recorded[-1] if recorded else None
+        groups.append(group)
+    lead: dict[tuple[str | None, bool], Group] = {}
+    for group in groups:
+        key = (group.fingerprint, group.smoke)
+        if key not in lead or _newest_instant(group) > _newest_instant(lead[key]):
+            lead[key] = group
+    for group in groups:
+        newest = lead[(group.fingerprint, group.smoke)]
+        if group is not newest:
+            # from this group's environment to the newest one's, e.g. "torch 2.11.0 -> 2.12.0"
+            group.environment_changes = environment.changes(
+                group.environment_info, newest.environment_info
+            ) or [f"environment {group.environment or 'not recorded'} -> {newest.environment}"]
+    order = {id(g): i for i, g in enumerate(sorted(lead.values(), key=_split_order))}
+    groups.sort(
+        key=lambda g: (
+            order[id(lead[(g.fingerprint, g.smoke)])],
+            g.other_environment,
+            -_newest_instant(g),
+        )
+    )
+    return groups
+
+
+def _split_order(g: Group) -> tuple:
+    return (g.smoke, -len(g.ranked), -_newest_instant(g), g.fingerprint or "")
 
 
 def _newest_instant(group: Group) -> float:
