@@ -155,6 +155,14 @@ def lock_files(root: Path) -> list[Path]:
     return [root / LOCK, root / ASSETS_LOCK]
 
 
+def locked_pins(root: Path) -> dict[str, str]:
+    """Every pin of both lock files (:func:`read_lock`)."""
+    pins: dict[str, str] = {}
+    for path in lock_files(root):
+        pins.update(read_lock(path))
+    return pins
+
+
 def lock_sha256(root: Path) -> str:
     """Digest of the lock files' contents (the stamp line included)."""
     blob = hashlib.sha256()
@@ -190,9 +198,7 @@ def lock_status(root: Path) -> dict[str, Any] | None:
     """The lock's digest and whether the installed packages are exactly the locked ones."""
     if not all(path.is_file() for path in lock_files(root)):
         return None
-    pins: dict[str, str] = {}
-    for path in lock_files(root):
-        pins.update(read_lock(path))
+    pins = locked_pins(root)
     have = installed()
     # only what the lock names: extras left out of an install are not a difference
     moved = [line for line in drift(pins, have) if not line.endswith(" -> absent")]
@@ -248,9 +254,7 @@ def main(argv: list[str]) -> int:
     if command == "describe":
         print(json.dumps(describe(), indent=2))
         return 0
-    pins: dict[str, str] = {}
-    for path in lock_files(ROOT):
-        pins.update(read_lock(path))
+    pins = locked_pins(ROOT)
     moved = [line for line in drift(pins, installed()) if not line.endswith(" -> absent")]
     if command == "extra":  # installed but not locked: what setup.sh removes for an exact .venv
         print(" ".join(sorted(set(installed()) - set(pins) - {"bench", "pip"})))

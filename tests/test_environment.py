@@ -46,10 +46,7 @@ def shadow(folder: Path, name: str, version: str) -> Path:
 
 
 def locked() -> dict[str, str]:
-    pins = {}
-    for path in environment.lock_files(ROOT):
-        pins.update(environment.read_lock(path))
-    return pins
+    return environment.locked_pins(ROOT)
 
 
 def test_the_lock_is_made_from_this_pyproject(tmp_path):
