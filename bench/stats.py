@@ -2,11 +2,12 @@
 
 A run's test DER is ``sum(errors) / sum(totals)`` over the test files, where ``errors`` is a
 file's confusion + false alarm + missed detection seconds and ``totals`` its reference speech
-seconds. JER has the same form: a file's summed speaker errors over its reference speakers
-(:func:`jer_components`), so every function below serves both. Resampling *files* with
-replacement gives a confidence interval for that ratio; resampling the same files for two runs
-(a paired bootstrap) gives one for their difference. Every function takes a fixed ``seed``, so
-the same inputs always give the same interval.
+seconds. JER has the same form: a file's summed speaker errors over its reference speakers, so
+every function below serves both (a score report gives either as ``{uri: (errors, total)}``:
+:class:`bench.results.ScoreReport`). Resampling *files* with replacement gives a confidence
+interval for that ratio; resampling the same files for two runs (a paired bootstrap) gives one
+for their difference. Every function takes a fixed ``seed``, so the same inputs always give the
+same interval.
 """
 
 from __future__ import annotations
@@ -62,26 +63,6 @@ class Comparison:
     def better(self) -> bool:
         """``b`` is significantly better than ``a``."""
         return self.difference.defined and self.difference.high < 0.0
-
-
-def file_components(files: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
-    """``{uri: (error seconds, total seconds)}`` from a result's ``test.<kind>.files``."""
-    out = {}
-    for uri, scores in files.items():
-        s = scores["seconds"]
-        errors = s["confusion"] + s["false_alarm"] + s["missed_detection"]
-        out[uri] = (float(errors), float(s["total"]))
-    return out
-
-
-def jer_components(files: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
-    """``{uri: (speaker error, reference speakers)}`` from a result's ``test.pipeline.files``
-    (their ``jaccard``): pooled JER is the first summed over the second summed."""
-    out = {}
-    for uri, scores in files.items():
-        jaccard = scores["jaccard"]
-        out[uri] = (float(jaccard["speaker_error"]), float(jaccard["speaker_count"]))
-    return out
 
 
 def der(errors: np.ndarray, totals: np.ndarray) -> float:

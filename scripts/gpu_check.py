@@ -314,13 +314,14 @@ def loader_child(args: argparse.Namespace) -> None:
     import lightning
     from lightning.pytorch.callbacks import Callback
 
-    from bench.audio import AudioCache
-    from bench.augmentation import build_augmentation
     from bench.data import load_folder
-    from bench.demo import default_cache_dir, ensure_demo
+    from bench.data.audio import AudioCache
+    from bench.demo import ensure_demo
+    from bench.io import cache_root
     from bench.recipe import load_recipe
-    from bench.task import BenchDiarization, BenchProtocol
-    from bench.training import fit, precision, prepare_model
+    from bench.training.augmentation import build_augmentation
+    from bench.training.fit import fit, precision, prepare_model
+    from bench.training.task import BenchDiarization, BenchProtocol
 
     class Window(Callback):
         """Wall-clock window of the steady training batches (after the first)."""
@@ -335,7 +336,7 @@ def loader_child(args: argparse.Namespace) -> None:
             else:
                 self.end = time.time()
 
-    cache = Path(args.cache) if args.cache else default_cache_dir()
+    cache = cache_root(args.cache)
     root = Path(args.data) if args.data else ensure_demo(cache)
     split = load_folder(root)
     changes: dict[str, Any] = {"num_workers": args.loader_workers, "epochs": 1, "pipeline": None}

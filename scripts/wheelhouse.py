@@ -1,4 +1,4 @@
-"""Download every locked distribution, hash-checked, for an air-gapped install (scripts/wheelhouse.sh).
+"""Every locked distribution, downloaded hash-checked, for an air-gapped install (wheelhouse.sh).
 
 Wheels are fetched for the lock's platform (Linux x86_64, CPython 3.11), whatever machine this
 runs on. A locked package published only as a source distribution (spy-der, a C++ extension) is

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from pyannote.core import Segment, SlidingWindow
 
-from bench.audio import AudioCache
 from bench.data import load_folder
-from bench.evaluation import chunk_hypothesis, chunk_scores
+from bench.data.audio import AudioCache
+from bench.evaluation.chunks import chunk_hypothesis, chunk_scores
+from bench.evaluation.scoring import ChunkScorer
+from bench.models.weights import load_initial
 from bench.recipe import Pretrained
-from bench.scoring import ChunkScorer
-from bench.weights import load_initial
 
 
 def test_chunk_scoring_throughput(benchmark, sample_split):
@@ -52,7 +52,7 @@ def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe,
     import subprocess
     import sys
 
-    from bench.runner import RunOptions, run_recipe
+    from bench.runner.stages import RunOptions, run_recipe
 
     results = tmp_path / "results"
     options = RunOptions(
@@ -88,11 +88,11 @@ def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe,
 
 @pytest.fixture(scope="module")
 def pipeline_parts(tmp_path_factory, one_torch_thread):
-    from conftest import make_sample_split
+    from helpers import make_sample_split
     from test_pipeline import MarginalMultilabel
 
-    from bench.embeddings import resolve_embedding
-    from bench.pipeline import BenchSpeakerDiarization, pipeline_file
+    from bench.evaluation.pipeline import BenchSpeakerDiarization, pipeline_file
+    from bench.models.embeddings import resolve_embedding
 
     split = load_folder(make_sample_split(tmp_path_factory.mktemp("bench-pipeline") / "split"))
     audio = AudioCache(tmp_path_factory.mktemp("bench-audio"))
@@ -151,7 +151,7 @@ def test_pipeline_clustering(benchmark, pipeline_parts):
 
 def test_pipeline_tuning(benchmark, pipeline_parts):
     """Two-stage tuning on one 30 s dev file (2 + 2 trials): one embedding pass, as in a run."""
-    from bench.pipeline import tune
+    from bench.evaluation.pipeline import tune
 
     pipeline, embedding, file, duration = pipeline_parts
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")}]

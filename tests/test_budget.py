@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.budget import budget
 from bench.recipe import load_recipe
+from bench.recipe.budget import budget
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SAMPLE_RTTM, SAMPLE_WAV
+from helpers import SAMPLE_RTTM, SAMPLE_WAV
 
-from bench.audio import GUARD_SAMPLES, AudioCache
 from bench.data import (
     AUDIO_END_TOLERANCE,
     DataError,
@@ -20,6 +19,7 @@ from bench.data import (
     read_rttm_all,
     rttm_text,
 )
+from bench.data.audio import GUARD_SAMPLES, AudioCache
 
 
 def test_loads_sample_split(sample_split):

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SAMPLE_WAV
+from helpers import SAMPLE_WAV
 from test_data import add_silent_file, truncate, write_database_yml
 from test_demo import DEMO_FINGERPRINT
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.datacheck import check_dataset
+from bench.data.check import check_dataset
 from bench.demo import ensure_demo
 
 SUBSETS = ("train", "dev", "test")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bench.data import SAMPLE_RATE
 from bench.demo import (
     DEMO_SIZES,
     DEMO_VERSION,
@@ -26,7 +27,6 @@ from bench.demo import (
     OOD_SIZES,
     OOD_SPEAKERS,
     OOD_VERSION,
-    SAMPLE_RATE,
     SPEAKERS,
     SUBSETS,
     TRAIN_SPEAKERS,

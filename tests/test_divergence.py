@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.divergence import LOSS_FACTOR, divergence, evaluated_epoch
+from bench.training.divergence import LOSS_FACTOR, divergence, evaluated_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 DER = "DiarizationErrorRate"
@@ -183,9 +183,9 @@ def test_unknown_mode_is_refused():
 
 
 def test_module_docstring_states_the_rules():
-    import bench.divergence
+    import bench.training.divergence
 
-    text = bench.divergence.__doc__
+    text = bench.training.divergence.__doc__
     assert f"{LOSS_FACTOR:g} times the initial validation loss" in text
     assert "threshold is pinned at a bound" in text and "never diverged" in text
 

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SAMPLE_RTTM, SAMPLE_WAV, xvector_checkpoint
+from helpers import SAMPLE_RTTM, SAMPLE_WAV, xvector_checkpoint
 
-from bench import campplus
-from bench.campplus import CAMPPlus, CAMPPlusError, load_campplus
 from bench.data import read_rttm
-from bench.embeddings import (
+from bench.io import sha256_file
+from bench.models import campplus
+from bench.models.campplus import CAMPPlus, CAMPPlusError, load_campplus
+from bench.models.embeddings import (
     PADDED_BATCH,
     CAMPPlusEmbedding,
     EmbeddingError,
     length_batches,
     resolve_embedding,
 )
-from bench.hashing import sha256_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,13 +15,14 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from helpers import result_json
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
 from bench import environment, gate, leaderboard
 from bench.cli import app
-from bench.results import read_result
+from bench.results import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
 # the platform the lock is for (scripts/lock.sh), to evaluate environment markers
@@ -155,7 +156,7 @@ def test_a_finished_run_reruns_after_an_upgrade_and_is_ranked_apart(
     results = tmp_path / "results"
     run_tiny(tiny_recipe, sample_split, results, cache_dir, dict(os.environ))
     (first,) = results.glob("*.json")
-    record = read_result(first)
+    record = result_json(first)
     assert record["environment"]["digest"] == record["identity"]["environment"]
     assert record["environment"] == {
         **environment.describe(),
@@ -167,7 +168,7 @@ def test_a_finished_run_reruns_after_an_upgrade_and_is_ranked_apart(
     output = run_tiny(tiny_recipe, sample_split, results, cache_dir, upgraded)
     assert "skipped" not in output
     (second,) = set(results.glob("*.json")) - {first}
-    after = read_result(second)
+    after = result_json(second)
     assert after["environment"]["packages"]["julius"] == "0.0.1"
     assert after["identity"]["environment"] != record["identity"]["environment"]
 
@@ -212,8 +213,7 @@ def test_a_record_from_before_the_environment_keeps_its_identity():
     """An identity without an environment (bench 0.2) keeps the digest its file name has (a
     record bench 0.2.0 wrote, committed as it was)."""
     old = ROOT / "tests" / "data" / "adam-s0-e1-b4-2e5604c0a0e7.json"
-    record = read_result(old)
-    identity = leaderboard.Run(record, old).identity
+    identity = read_record(old).run_identity
     assert identity.environment is None and old.stem.endswith(identity.digest)
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from pyannote.core import Annotation, Segment, SlidingWindow, Timeline
 
-from bench.audio import AudioCache
 from bench.data import load_folder
-from bench.evaluation import chunk_hypothesis, evaluate_chunks
+from bench.data.audio import AudioCache
+from bench.evaluation.chunks import chunk_hypothesis, evaluate_chunks
+from bench.evaluation.scoring import ChunkScorer, score
+from bench.models.weights import load_initial
 from bench.recipe import Pretrained
-from bench.scoring import ChunkScorer, score
-from bench.weights import load_initial
 
 
 @pytest.fixture

@@ -139,10 +139,10 @@ def relabel(result: dict, **identity) -> dict:
 
 
 def only(folder) -> dict:
-    from bench.results import read_result
+    from helpers import result_json
 
     (path,) = folder.glob("*.json")
-    return read_result(path)
+    return result_json(path)
 
 
 def test_pairs_by_recipe_and_seed(runs, tmp_path):
@@ -246,14 +246,14 @@ def test_an_empty_baseline_makes_every_recipe_new(runs, tmp_path):
 
 
 def scored(merge_minor: bool, jer: bool = True) -> dict:
-    """Full-pipeline scores (bench.scoring.Scorer) of eight 30 s files where A talks but for
-    B's 1.5 s: the hypothesis finds B 0.1 s late, or (``merge_minor``) gives B's turn to A.
+    """Full-pipeline scores (bench.evaluation.scoring.Scorer) of eight 30 s files where A talks
+    but for B's 1.5 s: the hypothesis finds B 0.1 s late, or (``merge_minor``) gives B's turn to A.
     Merging costs 5% DER but half of JER (B is one speaker of two). Without ``jer``: a record
     scored before JER existed."""
     import numpy as np
     from pyannote.core import Annotation, Segment, Timeline
 
-    from bench.scoring import Scorer
+    from bench.evaluation.scoring import Scorer
 
     def annotation(turns):
         built = Annotation()

@@ -95,7 +95,7 @@ def test_a_sabotaged_recipe_fails_with_the_reason(tmp_path, cache_dir):
 
 def test_a_mismatched_split_is_refused_with_the_reason(tmp_path, cache_dir):
     """A run on another split (here pyannote's sample, with a tiny recipe of the same name)."""
-    from conftest import TINY_RECIPE, make_sample_split
+    from helpers import TINY_RECIPE, make_sample_split
 
     recipes = tmp_path / "recipes"
     recipes.mkdir()

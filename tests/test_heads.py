@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_sample_split
+from helpers import make_sample_split
 from pyannote.audio.utils.powerset import Powerset
 from typer.testing import CliRunner
 
-from bench.audio import AudioCache
 from bench.cli import app
 from bench.data import load_folder
-from bench.heads import PowersetInitialisedPyanNet
+from bench.data.audio import AudioCache
+from bench.models.heads import PowersetInitialisedPyanNet
+from bench.models.weights import load_initial
 from bench.recipe import Loss, Optimizer, Pretrained, Recipe
-from bench.task import BenchDiarization, BenchProtocol
-from bench.training import prepare_model
-from bench.weights import load_initial
+from bench.training.fit import prepare_model
+from bench.training.task import BenchDiarization, BenchProtocol
 
 SEGMENTATION = "pyannote/segmentation-3.0"
 

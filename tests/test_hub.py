@@ -21,19 +21,19 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from conftest import xvector_checkpoint
+from helpers import xvector_checkpoint
 
-from bench import campplus, hub
-from bench.embeddings import EmbeddingError, resolve_embedding
-from bench.hashing import sha256_file
-from bench.recipe import Pretrained
-from bench.weights import (
+from bench.io import sha256_file
+from bench.models import campplus, hub
+from bench.models.embeddings import EmbeddingError, resolve_embedding
+from bench.models.weights import (
     SEGMENTATION_3_0,
     SEGMENTATION_3_0_SHA256,
     WeightsError,
     load_initial,
     local_segmentation_3_0,
 )
+from bench.recipe import Pretrained
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -335,11 +335,11 @@ def test_dry_run_by_hub_id_with_hf_home_and_offline(hf_home, sample_split, tmp_p
 
 
 def test_the_result_records_the_revision(offline_hub, sample_split, tmp_path):
-    from bench.audio import AudioCache
     from bench.data import load_folder
+    from bench.data.audio import AudioCache
     from bench.recipe import Loss, Recipe
-    from bench.task import BenchDiarization, BenchProtocol
-    from bench.training import prepare_model
+    from bench.training.fit import prepare_model
+    from bench.training.task import BenchDiarization, BenchProtocol
 
     recipe = Recipe(
         model=Pretrained(id=SEGMENTATION_3_0, revision="v1"),

@@ -19,13 +19,20 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import SAMPLE_RTTM, SAMPLE_WAV, TINY_RECIPE, make_sample_split
+from helpers import SAMPLE_RTTM, SAMPLE_WAV, TINY_RECIPE, make_sample_split, result_json
 from typer.testing import CliRunner
 
 from bench import leaderboard, stats
 from bench.cli import app
-from bench.hashing import sha256_file
-from bench.results import RunIdentity, external_record, ok_record, read_result, write_record
+from bench.io import sha256_file
+from bench.results import (
+    RunIdentity,
+    ScoreReport,
+    external_record,
+    ok_record,
+    parse_record,
+    write_record,
+)
 
 XSS = '<script>alert(1)</script> "><img src=x onerror=alert(2)> & | pipes'
 REFERENCE_HEADER = [
@@ -134,7 +141,7 @@ def recorded(results) -> dict[tuple[str, str], dict]:
     """``{(recipe file stem, split name): result}``."""
     found = {}
     for path in results.glob("*.json"):
-        result = read_result(path)
+        result = result_json(path)
         found[(Path(result["recipe_file"]).stem, result["dataset"]["name"])] = result
     assert len(found) == 7
     return found
@@ -155,7 +162,7 @@ def ok_on(recorded: dict, split: str) -> list[dict]:
 
 
 def file_map(result: dict) -> dict[str, tuple[float, float]]:
-    return stats.file_components(result["test"]["chunk"]["files"])
+    return ScoreReport.model_validate(result["test"]["chunk"]).components()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +318,7 @@ def test_site_is_self_contained(site):
 
 def test_newest_result_wins_for_the_same_run_identity(results, tmp_path):
     source = next(results.glob("tiny_adam-*.json"))
-    result = read_result(source)
+    result = result_json(source)
     folder = tmp_path / "results"
     folder.mkdir()
     shutil.copy(source, folder / source.name)
@@ -321,7 +328,7 @@ def test_newest_result_wins_for_the_same_run_identity(results, tmp_path):
     board = leaderboard.build_board(*leaderboard.load_runs(folder))
     assert board.superseded == 1 and board.total == 2
     (entry,) = board.groups[0].ranked
-    assert entry.run.source.name == source.name and entry.test["DER"] != 0.01
+    assert entry.run.source.name == source.name and entry.test.DER != 0.01
 
 
 def _variant(result: dict, **identity) -> dict:
@@ -335,7 +342,7 @@ def _variant(result: dict, **identity) -> dict:
 def test_distinct_identities_are_distinct_rows(results, tmp_path):
     """Three recipes that share a recipe hash (the demo used to cap 64/128/256 to batch 8) are
     three experiments: three rows, none superseded."""
-    result = read_result(next(results.glob("tiny_adam-*.json")))
+    result = result_json(next(results.glob("tiny_adam-*.json")))
     folder = tmp_path / "results"
     folder.mkdir()
     names = ["nadam_cosine", "nadam_cosine_bs128", "nadam_cosine_bs256"]
@@ -348,7 +355,7 @@ def test_distinct_identities_are_distinct_rows(results, tmp_path):
 
 def test_a_smoke_run_is_never_ranked_against_full_runs(results, tmp_path):
     source = next(results.glob("tiny_adam-*.json"))
-    result = read_result(source)
+    result = result_json(source)
     folder = tmp_path / "results"
     folder.mkdir()
     shutil.copy(source, folder / source.name)
@@ -360,7 +367,7 @@ def test_a_smoke_run_is_never_ranked_against_full_runs(results, tmp_path):
     full, capped = board.groups
     assert (full.smoke, capped.smoke) == (False, True) and board.superseded == 0
     assert [r.run.source.name for r in full.ranked] == [source.name]
-    assert [r.test["DER"] for r in capped.ranked] == [0.01]
+    assert [r.test.DER for r in capped.ranked] == [0.01]
     assert "smoke runs" in leaderboard.render_markdown(board)
 
 
@@ -369,7 +376,7 @@ def test_a_failure_never_hides_a_good_result(results, tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     shutil.copy(source, folder / source.name)
-    failed = read_result(source)
+    failed = result_json(source)
     failed.update(status="failed", finished="2999-01-01T00:00:00+00:00", test={})
     failed["error"] = {"type": "RuntimeError", "message": "forced re-run failed", "traceback": ""}
     (folder / "failed.json").write_text(json.dumps(failed))
@@ -383,11 +390,11 @@ def test_primary_metric_is_the_full_pipeline_der_when_every_run_has_it(results):
     ok = [run for run in runs if run.status == "ok" and run.dataset["name"] == "split_a"]
     assert leaderboard.primary_metric(ok) == "chunk"
     for i, run in enumerate(ok):  # a later issue adds test.pipeline: it becomes primary
-        run.data["test"]["pipeline"] = dict(run.data["test"]["chunk"], DER=0.5 - 0.1 * i)
+        run.record.test.pipeline = run.record.test.chunk.model_copy(update={"DER": 0.5 - 0.1 * i})
     group = leaderboard.rank_group(ok)
     assert group.metric == "pipeline" and group.metric_label == "full-pipeline DER"
     assert [r.run for r in group.ranked] == ok[::-1]
-    del ok[0].data["test"]["pipeline"]
+    ok[0].record.test.pipeline = None
     assert leaderboard.primary_metric(ok) == "chunk"  # never rank unlike numbers together
 
 
@@ -441,7 +448,7 @@ def test_formatting_helpers():
 
 # ---------------------------------------------------------------------------------------------
 # The detail metrics, the heat map, the forgetting check, hypotheses and external systems, on
-# hand-made records in the format of /tmp/spec/record_metrics.md (bench.scoring.Scorer.report)
+# hand-made records in the format of bench.evaluation.scoring.Scorer.report
 
 HAND = {"name": "hand", "fingerprint": "f00dcafe0001", "source": "hand-made", "subsets": {}}
 OTHER = {"name": "other", "fingerprint": "beefbeef0002", "source": "hand-made", "subsets": {}}
@@ -752,9 +759,9 @@ def test_heat_map_caps_the_files_to_those_that_differ_most():
     runs = []
     for name, slope in (("flat", 0.0), ("steep", 1.0)):
         files = {f"f{i:03d}": summary(10.0 + slope * i / 2, 100.0) for i in range(n)}
-        data = {"status": "ok", "name": name, "kind": "recipe", "dataset": HAND}
+        data = {"schema": 2, "status": "ok", "name": name, "kind": "recipe", "dataset": HAND}
         data["test"] = {"chunk": {**summary(10.0, 100.0), "files": files}}
-        runs.append(leaderboard.Run(data, Path(f"{name}.json"), name))
+        runs.append(leaderboard.ResultFile(parse_record(data), Path(f"{name}.json"), name))
     heat = leaderboard.heat_map(leaderboard.rank_group(runs), lambda run: "")
     assert heat.capped and heat.files == n and len(heat.rows) == leaderboard.HEAT_MAX_FILES
     assert heat.rows[0][2] == "f050"  # the 50 flattest files dropped
@@ -843,7 +850,7 @@ def test_an_external_system_ranks_beside_recipes(hand_site):
     by_name = {r.run.name: r for r in group.ranked}
     vendor, leader = by_name["vendor"], group.ranked[0]
     assert vendor.rank == 2 and vendor.run.external and vendor.interval.defined
-    mine, best = (stats.file_components(r.test["files"]) for r in (vendor, leader))
+    mine, best = (r.test.components() for r in (vendor, leader))
     assert vendor.versus == stats.compare_files(best, mine)  # paired, as between recipes
     _, rows = hand_table(out)
     assert rows["vendor"][2] == rows["evil"][2] == "external" and rows["tuned"][2] == "finetune"
@@ -1064,7 +1071,7 @@ def test_recipes_run_with_several_seeds_show_their_spread(tmp_path, cache_dir):
         ],
     )
     assert outcome.exit_code == 0, outcome.output
-    ders = sorted(read_result(p)["test"]["chunk"]["DER"] for p in results.glob("*.json"))
+    ders = sorted(result_json(p)["test"]["chunk"]["DER"] for p in results.glob("*.json"))
     site = tmp_path / "site"
     assert (
         CliRunner()
@@ -1109,13 +1116,16 @@ def test_a_run_worse_than_its_start_is_marked_and_still_ranked(hand_site, hand_r
 
 
 def test_no_better_than_start_reads_the_record():
-    from bench.results import DER_KEY, no_better_than_start
+    from bench.results import DER_KEY, Record, no_better_than_start
 
-    base = {"initial_validation": {DER_KEY: 0.23}, "epochs": [{"epoch": 0}]}
-    stuck = no_better_than_start({**base, "best_validation": {DER_KEY: 0.23}})
+    def record(**fields) -> Record:
+        base = {"initial_validation": {DER_KEY: 0.23}, "epochs": [{"epoch": 0}]}
+        return Record(status="ok", name="r", dataset={}, **{**base, **fields})
+
+    stuck = no_better_than_start(record(best_validation={DER_KEY: 0.23}))
     assert (
         stuck == "best dev DER 0.2300 is no better than the initial 0.2300: training did not help"
     )
-    assert no_better_than_start({**base, "best_validation": {DER_KEY: 0.2}}) is None
-    assert "best dev DER none" in no_better_than_start({**base, "best_validation": None})
-    assert no_better_than_start({**base, "epochs": []}) is None  # did not train
+    assert no_better_than_start(record(best_validation={DER_KEY: 0.2})) is None
+    assert "best dev DER none" in no_better_than_start(record(best_validation=None))
+    assert no_better_than_start(record(epochs=[])) is None  # did not train

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.losses import multilabel_segmentation_loss, tversky, vad_loss
 from bench.recipe import Loss
+from bench.training.losses import multilabel_segmentation_loss, tversky, vad_loss
 
 
 def batch():

@@ -11,10 +11,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typer.testing import CliRunner
 
-from bench.audio import AudioCache
-from bench.augmentation import AugmentationError, build_augmentation
 from bench.cli import app
 from bench.data import load_folder
+from bench.data.audio import AudioCache
 from bench.demo import generate_demo
 from bench.recipe import (
     Augmentation,
@@ -30,8 +29,9 @@ from bench.recipe import (
     Step,
     VadLoss,
 )
-from bench.task import DER, BenchDiarization, BenchProtocol
-from bench.training import dataloader_settings, fit, precision, prepare_model
+from bench.training.augmentation import AugmentationError, build_augmentation
+from bench.training.fit import dataloader_settings, fit, precision, prepare_model
+from bench.training.task import DER, BenchDiarization, BenchProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ BASE = {
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    from conftest import make_sample_split
+    from helpers import make_sample_split
 
     root = tmp_path_factory.mktemp("options")
     return load_folder(make_sample_split(root / "data")), root

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import result_json
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data import load_folder
 from bench.demo import ensure_ood_demo
-from bench.results import identity_of, read_result
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "recipes" / "baseline_segmentation_3_0.py"
@@ -44,7 +44,7 @@ def run_baseline(data: Path, results: Path, cache_dir: Path, *more: str) -> tupl
 def baseline_run(tmp_path_factory, cache_dir):
     """segmentation-3.0 as shipped (no training) through the tuned pipeline on the sample split,
     also tested on the demo's out-of-domain split."""
-    from conftest import make_sample_split
+    from helpers import make_sample_split
 
     root = tmp_path_factory.mktemp("outputs")
     data = make_sample_split(root / "data")
@@ -56,7 +56,7 @@ def baseline_run(tmp_path_factory, cache_dir):
 @pytest.mark.slow
 def test_a_run_writes_its_hypotheses_and_also_tests(baseline_run, cache_dir):
     data, results, path, output = baseline_run
-    record = read_result(path)
+    record = result_json(path)
     outputs = record["outputs"]
     assert outputs["format"] == "rttm"
     split = load_folder(data)
@@ -86,7 +86,7 @@ def test_a_run_writes_its_hypotheses_and_also_tests(baseline_run, cache_dir):
 @pytest.mark.slow
 def test_bench_score_of_a_runs_rttms_gives_the_runs_own_test_der(baseline_run, tmp_path):
     data, results, path, _ = baseline_run
-    record = read_result(path)
+    record = result_json(path)
     folder = results / Path(next(iter(record["outputs"]["test"].values()))["path"]).parent
     scored = tmp_path / "scored"
     output = invoke(
@@ -102,7 +102,7 @@ def test_bench_score_of_a_runs_rttms_gives_the_runs_own_test_der(baseline_run, t
         "--results",
         str(scored),
     )
-    external = read_result(result_path(output))
+    external = result_json(result_path(output))
     assert external["kind"] == "external" and external["status"] == "ok"
     assert external["about"] == "https://example.org/system"
     assert external["dataset"]["fingerprint"] == record["dataset"]["fingerprint"]
@@ -118,7 +118,7 @@ def test_bench_score_of_a_runs_rttms_gives_the_runs_own_test_der(baseline_run, t
     copy.mkdir()
     for file in folder.glob("*.rttm"):
         (copy / file.name).write_bytes(file.read_bytes())
-    again = read_result(
+    again = result_json(
         result_path(
             invoke(
                 *("score", "--data", str(data), "--hyp", str(copy), "--name", "rescored"),
@@ -126,7 +126,7 @@ def test_bench_score_of_a_runs_rttms_gives_the_runs_own_test_der(baseline_run, t
             )
         )
     )
-    assert identity_of(again) == identity_of(external)
+    assert again["identity"] == external["identity"]
 
 
 def test_bench_score_refuses_missing_files_unless_told(sample_split, tmp_path, cache_dir):
@@ -139,7 +139,7 @@ def test_bench_score_refuses_missing_files_unless_told(sample_split, tmp_path, c
     assert refused.exit_code == 2
     assert str(hyp) in refused.output and uri in refused.output
     assert not list((tmp_path / "r").glob("*.json"))
-    empty = read_result(
+    empty = result_json(
         result_path(invoke(*args, "--results", str(tmp_path / "r"), "--missing-as-empty"))
     )
     assert empty["outputs"]["missing_as_empty"] == [uri]
@@ -163,14 +163,14 @@ def test_also_test_is_added_to_a_finished_run(baseline_run, cache_dir, tmp_path)
     """A finished run asked for --also-test later is not retrained: its tuned pipeline is
     applied to the new split, with the same numbers as a run that had it from the start."""
     data, _, fresh_path, _ = baseline_run
-    fresh = read_result(fresh_path)
+    fresh = result_json(fresh_path)
     results = tmp_path / "results"
     first, _ = run_baseline(data, results, cache_dir)
-    assert read_result(first)["also_test"] == {}
+    assert result_json(first)["also_test"] == {}
     again, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
     assert again == first and "skipped, its result exists" in output
     assert "adding --also-test" in output
-    added = read_result(again)
+    added = result_json(again)
     (fingerprint,) = fresh["also_test"]
     ours, theirs = added["also_test"][fingerprint]["pipeline"], fresh["also_test"][fingerprint]
     assert ours["DER"] == theirs["pipeline"]["DER"] and ours["JER"] == theirs["pipeline"]["JER"]
@@ -180,7 +180,7 @@ def test_also_test_is_added_to_a_finished_run(baseline_run, cache_dir, tmp_path)
     for entry in added["outputs"]["also_test"][fingerprint].values():
         assert (results / entry["path"]).is_file()
     # the test scores are untouched, and asking again does nothing more
-    assert added["test"] == read_result(first)["test"]
+    assert added["test"] == result_json(first)["test"]
     _, output = run_baseline(data, results, cache_dir, "--also-test", "demo-ood")
     assert "adding --also-test" not in output
 

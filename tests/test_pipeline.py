@@ -8,16 +8,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import make_sample_split, xvector_checkpoint
+from helpers import make_sample_split, xvector_checkpoint
 from pyannote.audio.core.task import Problem
 from pyannote.audio.models.segmentation import PyanNet
 from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, Timeline
 
-from bench.audio import AudioCache
 from bench.data import Split, load_folder
-from bench.embeddings import resolve_embedding
-from bench.pipeline import (
+from bench.data.audio import AudioCache
+from bench.evaluation.pipeline import (
     CLUSTERING_METHOD,
     INITIAL_CLUSTERING_THRESHOLD,
     INITIAL_SEGMENTATION_THRESHOLD,
@@ -28,9 +27,10 @@ from bench.pipeline import (
     single_speaker_hypothesis,
     tune,
 )
+from bench.evaluation.scoring import Scorer, score
+from bench.models.embeddings import resolve_embedding
+from bench.models.weights import load_initial
 from bench.recipe import Pretrained
-from bench.scoring import Scorer, score
-from bench.weights import load_initial
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,7 +110,7 @@ def test_scoring_variants_match_a_hand_built_case():
     )
     assert report["DER"] == pytest.approx(2.8 / 22)
     assert report["files"]["u"]["DER"] == pytest.approx(2.8 / 22)
-    plain = score(reference, hypothesis, Timeline([Segment(0, 20)]))  # bench.evaluation's
+    plain = score(reference, hypothesis, Timeline([Segment(0, 20)]))  # bench.evaluation.chunks's
     assert plain["seconds"] == pytest.approx(report["seconds"])
     # collar 0.25 s each side of the reference boundaries 0, 8, 10, 20 (md-eval's -c 0.25,
     # pyannote.metrics' collar=0.5) and the reference overlap [8, 10] skipped: scored
@@ -148,14 +148,15 @@ def test_a_file_without_reference_speech_has_no_der_in_either_variant():
 def test_scoring_lives_in_one_module():
     import inspect
 
-    import bench.evaluation
-    import bench.pipeline
-    import bench.scoring
+    import bench.evaluation.chunks
+    import bench.evaluation.pipeline
+    import bench.evaluation.scoring
 
-    assert bench.pipeline.Scorer is bench.scoring.Scorer
-    assert bench.pipeline.PRIMARY is bench.scoring.PRIMARY
-    assert bench.evaluation.ChunkScorer is bench.scoring.ChunkScorer
-    for module in (bench.evaluation, bench.pipeline):  # no second copy of the scoring
+    assert bench.evaluation.pipeline.Scorer is bench.evaluation.scoring.Scorer
+    assert bench.evaluation.pipeline.PRIMARY is bench.evaluation.scoring.PRIMARY
+    assert bench.evaluation.chunks.ChunkScorer is bench.evaluation.scoring.ChunkScorer
+    # no second copy of the scoring
+    for module in (bench.evaluation.chunks, bench.evaluation.pipeline):
         source = inspect.getsource(module)
         for definition in ("class Scorer", "class ChunkScorer", "def summarize", "def score("):
             assert definition not in source, (module.__name__, definition)

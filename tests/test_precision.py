@@ -23,13 +23,13 @@ from pyannote.audio.utils.powerset import Powerset
 from torch.overrides import TorchFunctionMode
 from typer.testing import CliRunner
 
-from bench.audio import AudioCache
 from bench.cli import app
 from bench.data import load_folder
-from bench.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
+from bench.data.audio import AudioCache
 from bench.recipe import Loss, Optimizer, Recipe, Scratch, VadLoss, load_recipe
-from bench.task import DER, BenchDiarization, BenchProtocol
-from bench.training import fit, precision, prepare_model
+from bench.training.fit import fit, precision, prepare_model
+from bench.training.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
+from bench.training.task import DER, BenchDiarization, BenchProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 # the message CUDA autocast raises for F.binary_cross_entropy
@@ -114,7 +114,7 @@ def test_losses_run_in_float32_outside_autocast(mode, kind, dtype):
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    from conftest import make_sample_split
+    from helpers import make_sample_split
 
     root = tmp_path_factory.mktemp("precision")
     return load_folder(make_sample_split(root / "data")), root

@@ -10,20 +10,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import result_json
 
-from bench.identity import identify
 from bench.recipe import load_recipe
 from bench.results import (
     SCHEMA_VERSION,
+    Record,
     ResultError,
     RunIdentity,
     failed_record,
+    parse_record,
     primary_metric,
-    read_result,
     record_stem,
     write_record,
 )
-from bench.runner import RunOptions, effective_recipe
+from bench.results.identity import identify
+from bench.runner.stages import RunOptions, effective_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = """
@@ -141,20 +143,30 @@ def test_reading_migrates_schema_1_and_names_bad_files(tmp_path):
         "versions": {"bench": "0.1.0"},
     }
     (tmp_path / "old.json").write_text(json.dumps(old))
-    record = read_result(tmp_path / "old.json")
+    record = result_json(tmp_path / "old.json")
     assert record["schema"] == SCHEMA_VERSION and record["name"] == "old"
     assert record["identity"]["max_batches"] == 2 and record["identity"]["global_batch"] == 16
     (tmp_path / "bad.json").write_text("{ not json")
     with pytest.raises(ResultError, match=r"bad\.json"):
-        read_result(tmp_path / "bad.json")
+        result_json(tmp_path / "bad.json")
     (tmp_path / "future.json").write_text(json.dumps({**old, "schema": 99}))
     with pytest.raises(ResultError, match=r"future\.json: unknown result schema 99"):
-        read_result(tmp_path / "future.json")
+        result_json(tmp_path / "future.json")
+
+
+def scored(der: float) -> dict:
+    seconds = {"confusion": der, "false_alarm": 0.0, "missed_detection": 0.0, "total": 1.0}
+    return {"DER": der, "seconds": seconds, "files": {"f": {"DER": der, "seconds": seconds}}}
+
+
+def record_with(test: dict) -> Record:
+    data = {"schema": SCHEMA_VERSION, "status": "ok", "name": "r", "dataset": {}, "test": test}
+    return parse_record(data)
 
 
 def test_primary_metric_is_pipeline_only_when_every_record_has_it():
-    pipeline = {"test": {"chunk": {"DER": 0.3}, "pipeline": {"DER": 0.2}}}
-    chunk = {"test": {"chunk": {"DER": 0.1}}}
+    pipeline = record_with({"chunk": scored(0.3), "pipeline": scored(0.2)})
+    chunk = record_with({"chunk": scored(0.1)})
     assert primary_metric(pipeline) == "pipeline"
     assert primary_metric(pipeline, chunk) == "chunk"
     assert primary_metric(chunk) == "chunk"
@@ -188,14 +200,14 @@ def test_runs_differing_only_in_seed_share_a_family(tmp_path):
 
 def test_the_run_summary_shows_the_primary_metric(tmp_path):
     """The summary used to show chunk-level DER while the leaderboard ranked full-pipeline DER."""
-    from bench.matrix import summary
     from bench.results import ok_record
+    from bench.runner.matrix import summary
 
     def record(name: str, chunk: float, pipeline: float | None):
         identity = RunIdentity(
             name, "recipe", "h" * 16, "abc", 0, 1, None, 1, 8, "32-true", None, None, "0.1.0"
         )
-        test = {"chunk": {"DER": chunk}} | ({"pipeline": {"DER": pipeline}} if pipeline else {})
+        test = {"chunk": scored(chunk)} | ({"pipeline": scored(pipeline)} if pipeline else {})
         return write_record(
             tmp_path,
             ok_record(name=name, identity=identity.as_dict(), dataset={"fingerprint": "abc"},

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bench.results import read_result
+from helpers import result_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +44,7 @@ def run(args: list[str]) -> tuple[str, Path]:
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sample_split, cache_dir):
-    from conftest import TINY_RECIPE
+    from helpers import TINY_RECIPE
 
     recipe = tmp_path / "tiny.py"
     recipe.write_text(TINY_RECIPE.replace("epochs=2", "epochs=4"))
@@ -71,7 +70,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sample_split
 
     output, resumed = run(command(recipe, sample_split, results, cache_dir))
     assert "resuming from" in output
-    a, b = read_result(reference), read_result(resumed)
+    a, b = result_json(reference), result_json(resumed)
     assert [row["epoch"] for row in b["epochs"]] == [0, 1, 2, 3]
     assert b["epochs"] == a["epochs"]
     assert b["initial_validation"] == a["initial_validation"]
@@ -81,20 +80,20 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, sample_split
 def test_existing_result_is_skipped_unless_forced(tmp_path, sample_split, tiny_recipe, cache_dir):
     args = command(tiny_recipe, sample_split, tmp_path, cache_dir, "--epochs", "1")
     _, first = run(args)
-    before = read_result(first)
+    before = result_json(first)
     output, again = run(args)
     assert "skipped" in output and again == first
-    assert read_result(again)["finished"] == before["finished"]
+    assert result_json(again)["finished"] == before["finished"]
     output, forced = run([*args, "--force"])
     assert "skipped" not in output and forced == first
-    after = read_result(forced)
+    after = result_json(forced)
     assert after["finished"] != before["finished"]
     assert after["epochs"] == before["epochs"] and after["test"] == before["test"]
 
 
 @pytest.mark.slow
 def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, cache_dir):
-    from conftest import TINY_RECIPE
+    from helpers import TINY_RECIPE
 
     folder = tmp_path / "recipes"
     folder.mkdir()
@@ -112,8 +111,8 @@ def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, c
     )
     assert "bench run summary" in serial_out and "±" in serial_out
     assert "[one s5] " in parallel_out  # each job's lines say which job printed them
-    serial = {p.name: read_result(p) for p in (tmp_path / "serial").glob("*.json")}
-    parallel = {p.name: read_result(p) for p in (tmp_path / "parallel").glob("*.json")}
+    serial = {p.name: result_json(p) for p in (tmp_path / "serial").glob("*.json")}
+    parallel = {p.name: result_json(p) for p in (tmp_path / "parallel").glob("*.json")}
     assert len(serial) == 4 and serial.keys() == parallel.keys()
     assert {r["seed"] for r in serial.values()} == {0, 5}
     for name, result in serial.items():
@@ -129,7 +128,7 @@ def test_parallel_jobs_and_seeds_match_sequential_runs(tmp_path, sample_split, c
 @pytest.mark.slow
 def test_ray_executor_matches_local_runs(tmp_path, sample_split, cache_dir):
     """Each run as a task on a local Ray instance; results come back to the results folder."""
-    from conftest import TINY_RECIPE
+    from helpers import TINY_RECIPE
 
     recipe = tmp_path / "tiny.py"
     recipe.write_text(TINY_RECIPE.replace("epochs=2", "epochs=1"))
@@ -138,7 +137,7 @@ def test_ray_executor_matches_local_runs(tmp_path, sample_split, cache_dir):
         command(recipe, sample_split, tmp_path / "ray", cache_dir, "--executor", "ray")
     )
     assert "ray: 1 task(s)" in output
-    a, b = read_result(local), read_result(remote)
+    a, b = result_json(local), result_json(remote)
     assert remote.parent == (tmp_path / "ray").resolve()
     assert b["test"]["chunk"]["DER"] == pytest.approx(a["test"]["chunk"]["DER"], abs=1e-4)
     assert [r["epoch"] for r in b["epochs"]] == [r["epoch"] for r in a["epochs"]]
@@ -164,7 +163,7 @@ def test_one_run_on_two_ddp_processes(tmp_path, sample_split, tiny_recipe, cache
     log = done.stdout + done.stderr
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
     (path,) = tmp_path.glob("*.json")
-    result = read_result(path)
+    result = result_json(path)
     assert result["status"] == "ok" and result["device"]["devices"] == 2
     assert [row["epoch"] for row in result["epochs"]] == [0, 1]
     assert all(row["loss/train"] is not None for row in result["epochs"])
@@ -174,8 +173,8 @@ def test_one_run_on_two_ddp_processes(tmp_path, sample_split, tiny_recipe, cache
     )
     assert forced.returncode == 0, forced.stdout[-2000:] + forced.stderr[-2000:]
     assert "skipped" not in forced.stdout + forced.stderr
-    assert read_result(path)["finished"] != result["finished"]
-    assert Path(read_result(path)["best_checkpoint"]).is_file()
+    assert result_json(path)["finished"] != result["finished"]
+    assert Path(result_json(path)["best_checkpoint"]).is_file()
 
 
 def test_a_ray_task_hands_back_the_hypotheses_its_result_lists(tmp_path):
@@ -183,9 +182,9 @@ def test_a_ray_task_hands_back_the_hypotheses_its_result_lists(tmp_path):
     ``outputs`` list, and the driver writes both into its own results folder."""
     from pyannote.core import Annotation, Segment
 
-    from bench.matrix import pack_result, unpack_result
     from bench.results import external_record, write_record
-    from bench.runner import write_hypotheses
+    from bench.runner.matrix import pack_result, unpack_result
+    from bench.runner.stages import write_hypotheses
 
     worker, driver = tmp_path / "worker", tmp_path / "driver"
     speech = Annotation(uri="a")

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RECIPE, make_sample_split
+from helpers import TINY_RECIPE, make_sample_split, result_json
 from typer.testing import CliRunner
 
-import bench.runner
+import bench.runner.stages
 from bench.cli import app
-from bench.results import read_result
-from bench.runner import RunFailed, RunOptions, run_recipe
+from bench.runner.stages import RunFailed, RunOptions, run_recipe
 
 ONE_EPOCH = TINY_RECIPE.replace("epochs=2", "epochs=1")
 
@@ -53,7 +52,7 @@ def test_an_exiting_recipe_and_markup_in_errors_do_not_stop_the_others(tmp_path,
     code, output = bench_cli("run", str(recipes), *common(results, cache_dir, split))
     assert code == 1, output
     assert "[/bold] no [red]markup" in output
-    records = {read_result(p)["name"]: read_result(p) for p in results.glob("*.json")}
+    records = {result_json(p)["name"]: result_json(p) for p in results.glob("*.json")}
     assert {n: r["status"] for n, r in records.items()} == {
         "a_exits": "failed",
         "b_markup": "failed",
@@ -130,33 +129,33 @@ def test_forced_rerun_that_fails_keeps_the_good_result(tmp_path, split, cache_di
     )
     good = run_recipe(recipe, options)
     before = good.read_bytes()
-    checkpoint = Path(read_result(good)["best_checkpoint"])
+    checkpoint = Path(result_json(good)["best_checkpoint"])
     assert checkpoint.is_file()
 
     def broken(run):
         raise RuntimeError("injected evaluation failure")
 
-    monkeypatch.setattr(bench.runner, "evaluate", broken)
+    monkeypatch.setattr(bench.runner.stages, "evaluate", broken)
     forced = RunOptions(**{**options.__dict__, "force": True})
     with pytest.raises(RunFailed) as failure:
         run_recipe(recipe, forced)
     assert good.read_bytes() == before and checkpoint.is_file()  # nothing recorded was lost
     assert failure.value.result.name == good.name.replace(".json", ".failed.json")
-    assert read_result(failure.value.result)["status"] == "failed"
+    assert result_json(failure.value.result)["status"] == "failed"
     monkeypatch.undo()
 
     good.write_text("{ truncated by a crash")
     outcome = CliRunner().invoke(app, ["run", str(recipe), *common(results, cache_dir, split)])
     assert outcome.exit_code == 0, outcome.output
     assert f"{good}: not a readable result" in outcome.output.replace("\n", "")
-    rerun = read_result(good)
+    rerun = result_json(good)
     assert rerun["status"] == "ok" and Path(rerun["best_checkpoint"]).is_file()
     assert not failure.value.result.exists()  # the good result supersedes the failed attempt
     assert json.loads(good.read_text())["non_finite"] == []
 
     code, output = bench_cli("run", str(recipe), "--force", *common(results, cache_dir, split))
     assert code == 0, output
-    forced_result = read_result(good)
+    forced_result = result_json(good)
     assert forced_result["finished"] > rerun["finished"]
     assert Path(forced_result["best_checkpoint"]).is_file()
     assert Path(forced_result["best_checkpoint"]).is_relative_to(results / "runs" / good.stem)
@@ -184,7 +183,7 @@ def test_a_diverged_recipe_is_flagged_never_ranked_and_the_next_one_runs(tmp_pat
         "--cache", str(cache_dir),
     )  # fmt: skip
     assert code == 1, output
-    records = {read_result(p)["name"]: read_result(p) for p in results.glob("*.json")}
+    records = {result_json(p)["name"]: result_json(p) for p in results.glob("*.json")}
     diverged = records["a_adam_lr1e3"]
     assert diverged["status"] == "diverged", diverged.get("error")
     assert "initial" in diverged["error"]["message"]  # the reason names its evidence

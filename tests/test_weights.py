@@ -7,17 +7,17 @@ import pytest
 import torch
 from pyannote.audio.core.task import Problem
 
-from bench.audio import AudioCache
 from bench.data import load_folder
-from bench.recipe import Optimizer, Pretrained, Recipe, Scratch
-from bench.task import BenchDiarization, BenchProtocol
-from bench.training import prepare_model
-from bench.weights import (
+from bench.data.audio import AudioCache
+from bench.models.weights import (
     SEGMENTATION_3_0_SHA256,
     WeightsError,
     load_initial,
     local_segmentation_3_0,
 )
+from bench.recipe import Optimizer, Pretrained, Recipe, Scratch
+from bench.training.fit import prepare_model
+from bench.training.task import BenchDiarization, BenchProtocol
 
 
 def recipe(**changes) -> Recipe:

@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.corpora.entry import Entry, Turn
-from bench.data import SUBSETS, DataError, folder_paths, load_folder
+from bench.corpora.entry import Entry
+from bench.data import SUBSETS, DataError, folder_paths, load_folder, rttm_line
+from bench.io import staging_dir
 
 PROVENANCE = "bench-import.json"
 
@@ -41,31 +40,8 @@ def staged(out: Path, force: bool) -> Iterator[Path]:
     """A fresh folder next to ``out`` that replaces ``out`` when the block succeeds and is
     removed when it fails (see :func:`check_out`)."""
     check_out(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staging_dir(out) as stage:
         yield stage
-        if out.exists():  # swap: the old folder goes only once the new one is in place
-            old = stage.with_suffix(".old")
-            os.rename(out, old)
-            try:
-                os.rename(stage, out)
-            except OSError:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old)
-        else:
-            os.rename(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def rttm_line(uri: str, turn: Turn) -> str:
-    speaker = "_".join(turn.speaker.split())  # an RTTM field has no spaces
-    return (
-        f"SPEAKER {uri} 1 {turn.start:.3f} {turn.end - turn.start:.3f} "
-        f"<NA> <NA> {speaker} <NA> <NA>\n"
-    )
 
 
 def uem_line(uri: str, start: float, end: float) -> str:
@@ -95,7 +71,9 @@ def write_entry(root: Path, entry: Entry) -> None:
         kept = [t for t in turns if round(t.end - t.start, 3) > 0]
         if any(not t.speaker.strip() for t in kept):
             raise DataError(f"{entry.origin}: a speaker turn has an empty speaker label")
-        rttm.write_text("".join(rttm_line(entry.uri, t) for t in kept))
+        rttm.write_text(
+            "".join(rttm_line(entry.uri, t.start, t.end - t.start, t.speaker) for t in kept)
+        )
     if entry.uem_file is not None:
         shutil.copyfile(entry.uem_file, uem)
     elif entry.uem is not None:

@@ -6,9 +6,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bench.leaderboard.rank import Group, _finite
-from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, Run
+from bench.io import is_number
+from bench.leaderboard.rank import Group
+from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, ResultFile
 from bench.leaderboard.text import short_column
+from bench.results import FileScores
 
 
 @dataclass
@@ -85,7 +87,7 @@ def line_chart(
 ) -> Chart | None:
     """A chart of ``(label, [(epoch, value)], href)`` lines; None when there is nothing to draw."""
     points = [
-        (x, y * scale) for _, values, _ in lines for x, y in values if _finite(y) and _finite(x)
+        (x, y * scale) for _, values, _ in lines for x, y in values if is_number(y) and is_number(x)
     ]
     if not points:
         return None
@@ -113,7 +115,7 @@ def line_chart(
         style = styles[i] if styles is not None else i
         segments, current, dots = [], [], []
         for x, y in values:
-            if _finite(y) and _finite(x):
+            if is_number(y) and is_number(x):
                 point = (px(x), py(y * scale))
                 current.append(f"{point[0]},{point[1]}")
                 dots.append((*point, f"{label}: epoch {x:g}, {y * scale:.4g}"))
@@ -126,12 +128,12 @@ def line_chart(
     return chart
 
 
-def _epoch_values(run: Run, column: str) -> list[tuple[float, float | None]]:
-    rows = run.data.get("epochs") or []
+def _epoch_values(run: ResultFile, column: str) -> list[tuple[float, float | None]]:
+    rows = run.record.epochs
     return [(row.get("epoch", i), row.get(column)) for i, row in enumerate(rows)]
 
 
-def group_charts(group: Group, href: Callable[[Run], str]) -> list[Chart]:
+def group_charts(group: Group, href: Callable[[ResultFile], str]) -> list[Chart]:
     """Validation DER, validation loss and training loss per epoch, every ranked run."""
     specs = (
         ("Validation DER", "DER (%)", DER_KEY, 100.0),
@@ -147,7 +149,7 @@ def group_charts(group: Group, href: Callable[[Run], str]) -> list[Chart]:
     return charts
 
 
-def run_charts(run: Run) -> list[Chart]:
+def run_charts(run: ResultFile) -> list[Chart]:
     """Validation DER with its components, and the losses, per epoch, for one run."""
     der_lines = [
         (short_column(c), _epoch_values(run, c), None)
@@ -228,16 +230,16 @@ class HeatMap:
         return len(self.rows) < self.files
 
 
-def heat_map(group: Group, href: Callable[[Run], str]) -> HeatMap | None:
+def heat_map(group: Group, href: Callable[[ResultFile], str]) -> HeatMap | None:
     """The per-file primary-metric DER of every ranked run; None without per-file scores."""
-    runs = [(r, r.test.get("files") or {}) for r in group.ranked]
+    runs = [(r, r.test.files) for r in group.ranked]
     uris = sorted({uri for _, files in runs for uri in files})
     if not uris:
         return None
 
-    def value(files: dict, uri: str) -> float | None:
-        found = (files.get(uri) or {}).get("DER")
-        return float(found) if _finite(found) else None
+    def value(files: dict[str, FileScores], uri: str) -> float | None:
+        found = files.get(uri)
+        return float(found.DER) if found is not None and is_number(found.DER) else None
 
     if len(uris) > HEAT_MAX_FILES:
 

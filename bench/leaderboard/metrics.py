@@ -8,51 +8,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import stats
-
-_DETAILS = ("JER", "overlap", "speaker_count")  # report keys only newer results have
+from bench.io import is_number
+from bench.results import Region, ScoreReport
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    return float(value) if is_number(value) else None
 
 
-def _get(data: Any, *keys: str) -> Any:
-    """``data[k1][k2]...``, or None where any level is missing or not a mapping."""
-    for key in keys:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
+def report(scores: ScoreReport | Mapping[str, Any] | None) -> ScoreReport | None:
+    """``scores`` as a typed report: the templates hand over the record's JSON view, which was
+    validated when its file was read (None for an absent or empty one)."""
+    if scores is None or isinstance(scores, ScoreReport):
+        return scores
+    return ScoreReport.model_validate(scores) if scores else None
 
 
-def pipeline_scores(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record's full-pipeline test report (``test.pipeline``), or ``{}``."""
-    found = _get(record, "test", "pipeline")
-    return found if isinstance(found, dict) else {}
-
-
-def detailed(scores: Mapping[str, Any]) -> bool:
+def detailed(scores: ScoreReport | Mapping[str, Any] | None) -> bool:
     """The report carries the detail metrics (JER, overlap, speaker counting): newer results."""
-    return any(key in scores for key in _DETAILS)
+    found = report(scores)
+    return found is not None and any(
+        x is not None for x in (found.JER, found.overlap, found.speaker_count)
+    )
 
 
-def jer_files(scores: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """``{uri: (speaker error, speaker count)}`` (:func:`bench.stats.jer_components`); ``{}``
-    when any file lacks them (no interval rather than one over some of the files)."""
-    try:
-        return stats.jer_components(scores.get("files") or {})
-    except (KeyError, TypeError, ValueError):
-        return {}
-
-
-def jer_interval(scores: Mapping[str, Any]) -> stats.Interval | None:
+def jer_interval(scores: ScoreReport | None) -> stats.Interval | None:
     """The recorded JER with a 95% bootstrap interval over files (the same resampling as DER:
-    JER pools speaker error over speaker count); None when no JER is recorded."""
-    estimate = _number(scores.get("JER"))
-    if estimate is None:
+    JER pools speaker error over speaker count); None when no JER is recorded. No interval when
+    any file lacks its components, rather than one over some of the files."""
+    estimate = _number(scores.JER) if scores is not None else None
+    if scores is None or estimate is None:
         return None
-    files = jer_files(scores)
+    files = scores.jer_components()
     if not files:
         return stats.Interval(estimate, math.nan, math.nan, 0)
     found = stats.interval_of_files(files)
@@ -70,14 +57,22 @@ class Details:
     overlapped: float | None = None  # DER where the reference has two or more speakers
 
 
-def details(scores: Mapping[str, Any]) -> Details:
-    """The detail metrics of a full-pipeline report (``{}`` gives an empty one)."""
+def _region(scores: ScoreReport, name: str) -> Region | None:
+    return (scores.overlap or {}).get(name)
+
+
+def details(scores: ScoreReport | None) -> Details:
+    """The detail metrics of a full-pipeline report (None gives an empty one)."""
+    if scores is None:
+        return Details()
+    count = scores.speaker_count
+    single, overlapped = _region(scores, "single"), _region(scores, "overlapped")
     return Details(
         jer=jer_interval(scores),
-        sca=_number(_get(scores, "speaker_count", "accuracy")),
-        mae=_number(_get(scores, "speaker_count", "mae")),
-        single=_number(_get(scores, "overlap", "single", "DER")),
-        overlapped=_number(_get(scores, "overlap", "overlapped", "DER")),
+        sca=_number(count.accuracy) if count else None,
+        mae=_number(count.mae) if count else None,
+        single=_number(single.DER) if single else None,
+        overlapped=_number(overlapped.DER) if overlapped else None,
     )
 
 
@@ -98,28 +93,30 @@ class FileRow:
     overlapped: float | None = None
 
 
-def _count(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None else None
+def _file_der(region: Region | None, uri: str) -> float | None:
+    file = region.files.get(uri) if region is not None else None
+    return _number(file.DER) if file is not None else None
 
 
-def file_rows(scores: Mapping[str, Any]) -> list[FileRow]:
+def file_rows(scores: ScoreReport | Mapping[str, Any] | None) -> list[FileRow]:
     """The per-file table of a score report (chunk-level or full-pipeline), sorted by URI."""
-    rows = []
-    for uri, file in sorted((scores.get("files") or {}).items()):
-        rows.append(
-            FileRow(
-                uri=str(uri),
-                speech=_number(_get(file, "speech")),
-                der=_number(_get(file, "DER")),
-                confusion=_number(_get(file, "Confusion")),
-                false_alarm=_number(_get(file, "FalseAlarm")),
-                miss=_number(_get(file, "Miss")),
-                jer=_number(_get(file, "JER")),
-                reference_speakers=_count(_get(file, "speakers", "reference")),
-                hypothesis_speakers=_count(_get(file, "speakers", "hypothesis")),
-                single=_number(_get(scores, "overlap", "single", "files", uri, "DER")),
-                overlapped=_number(_get(scores, "overlap", "overlapped", "files", uri, "DER")),
-            )
+    found = report(scores)
+    if found is None:
+        return []
+    single, overlapped = _region(found, "single"), _region(found, "overlapped")
+    return [
+        FileRow(
+            uri=str(uri),
+            speech=_number(file.speech),
+            der=_number(file.DER),
+            confusion=_number(file.Confusion),
+            false_alarm=_number(file.FalseAlarm),
+            miss=_number(file.Miss),
+            jer=_number(file.JER),
+            reference_speakers=file.speakers.reference if file.speakers else None,
+            hypothesis_speakers=file.speakers.hypothesis if file.speakers else None,
+            single=_file_der(single, uri),
+            overlapped=_file_der(overlapped, uri),
         )
-    return rows
+        for uri, file in sorted(found.files.items())
+    ]

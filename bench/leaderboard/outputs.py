@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.hashing import sha256_file
-from bench.leaderboard.select import Run
+from bench.io import sha256_file
+from bench.leaderboard.select import ResultFile
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _safe(name: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(name)).lstrip(".") or "_"
 
 
-def _copy(run: Run, entry: Any, target: Path) -> str:
+def _copy(run: ResultFile, entry: Any, target: Path) -> str:
     """Copy one recorded output to ``target``; '' when done, else why not."""
     path = entry.get("path") if isinstance(entry, dict) else None
     if not isinstance(path, str) or not path:
@@ -58,7 +58,7 @@ def _copy(run: Run, entry: Any, target: Path) -> str:
     return ""
 
 
-def _subset(run: Run, title: str, files: Any, folder: Path, href: str) -> HypothesisSet:
+def _subset(run: ResultFile, title: str, files: Any, folder: Path, href: str) -> HypothesisSet:
     found = HypothesisSet(title)
     seen: set[str] = set()
     for uri, entry in sorted((files or {}).items()) if isinstance(files, dict) else []:
@@ -71,11 +71,11 @@ def _subset(run: Run, title: str, files: Any, folder: Path, href: str) -> Hypoth
     return found
 
 
-def copy_outputs(run: Run, runs_dir: Path) -> list[HypothesisSet]:
+def copy_outputs(run: ResultFile, runs_dir: Path) -> list[HypothesisSet]:
     """Copy the RTTM files of ``record.outputs`` (paths relative to the result file's folder)
     into ``runs_dir/<slug>/rttm/<subset>/<uri>.rttm``; missing or altered files are listed with
     a note, never copied."""
-    outputs = run.data.get("outputs")
+    outputs = run.record.outputs
     if not isinstance(outputs, dict):
         return []
     base = f"{run.slug}/rttm"
@@ -84,9 +84,10 @@ def copy_outputs(run: Run, runs_dir: Path) -> list[HypothesisSet]:
         if subset in outputs:
             folder = runs_dir / base / subset
             sets.append(_subset(run, subset, outputs[subset], folder, f"{base}/{subset}"))
-    also = run.data.get("also_test") or {}
+    also = run.record.also_test
     for fingerprint, files in sorted((outputs.get("also_test") or {}).items()):
-        name = ((also.get(fingerprint) or {}).get("dataset") or {}).get("name") or fingerprint
+        entry = also.get(fingerprint)
+        name = (entry.dataset.get("name") if entry else None) or fingerprint
         where = f"{base}/also_test/{_safe(fingerprint)}"
         sets.append(_subset(run, f"also tested: {name}", files, runs_dir / where, where))
     empty = outputs.get("missing_as_empty")

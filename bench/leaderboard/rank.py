@@ -9,30 +9,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import environment, results, stats
-from bench.leaderboard.metrics import Details, details, pipeline_scores
-from bench.leaderboard.select import Run, _instant, assign_slugs, newest
-from bench.results import METRIC_LABELS, primary_scores
+from bench.leaderboard.metrics import Details, details
+from bench.leaderboard.select import ResultFile, assign_slugs, newest
+from bench.results import METRIC_LABELS, ScoreReport, instant
 
+# (split fingerprint, smoke, environment digest): the runs of one table
+SplitKey = tuple[str | None, bool, str | None]
 # identity fields that tell apart runs of one recipe name in a table (beyond seed and epochs)
 _DISTINGUISH = ("max_batches", "world_size", "global_batch", "precision", "recipe_hash")
 
 
-def primary_metric(runs: Sequence[Run]) -> str:
+def primary_metric(runs: Sequence[ResultFile]) -> str:
     """The test metric a group of runs is ranked by (:func:`bench.results.primary_metric`)."""
-    return results.primary_metric(*(run.data for run in runs))
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+    return results.primary_metric(*(run.record for run in runs))
 
 
 @dataclass
 class Ranked:
     """A ranked run with its test statistics."""
 
-    run: Run
+    run: ResultFile
     rank: int
-    test: dict[str, Any]
+    test: ScoreReport
     interval: stats.Interval
     versus: stats.Comparison | None  # paired against the leader (None for the leader)
     label: str = ""
@@ -94,7 +92,7 @@ def across_seeds(ranked: Sequence[Ranked]) -> list[AcrossSeeds]:
     summaries = []
     for group in runs.values():
         name, epochs = group[0].run.name, group[0].run.recipe.get("epochs")
-        values = [float(r.test["DER"]) for r in group if _finite(r.test["DER"])]
+        values = [float(r.test.DER) for r in group if r.test.defined]
         if len({r.run.seed for r in group}) < 2 or len(values) < 2:
             continue
         summaries.append(
@@ -119,7 +117,7 @@ class Group:
     dataset: dict[str, Any]
     metric: str
     ranked: list[Ranked] = field(default_factory=list)
-    unscored: list[Run] = field(default_factory=list)  # ok runs without the primary metric
+    unscored: list[ResultFile] = field(default_factory=list)  # ok runs without the primary metric
     smoke: bool = False  # --max-batches runs: ranked only among themselves, marked as such
     extra: list[ExtraSplit] = field(default_factory=list)  # also-tested splits, by name
     baseline: Ranked | None = None  # the first ranked run that did not train (epochs 0)
@@ -149,51 +147,37 @@ class Group:
         return f"split-{self.fingerprint or 'unknown'}" + ("-smoke" if self.smoke else "") + env
 
 
-def _files(test: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    try:
-        return stats.file_components(test.get("files") or {})
-    except (KeyError, TypeError):
-        return {}
-
-
-def _interval(test: dict[str, Any]) -> stats.Interval:
-    files = _files(test)
+def _interval(test: ScoreReport) -> stats.Interval:
+    files = test.components()
     if not files:
-        return stats.Interval(float(test["DER"]), math.nan, math.nan, 0)
+        return stats.Interval(float(test.DER), math.nan, math.nan, 0)
     found = stats.interval_of_files(files)
     # the recorded DER is the reference point; the bootstrap only supplies the interval
-    return stats.Interval(float(test["DER"]), found.low, found.high, found.n_files)
+    return stats.Interval(float(test.DER), found.low, found.high, found.n_files)
 
 
-def _versus(leader: dict[str, Any], other: dict[str, Any]) -> stats.Comparison:
-    a, b = _files(leader), _files(other)
+def _versus(leader: ScoreReport, other: ScoreReport) -> stats.Comparison:
+    a, b = leader.components(), other.components()
     if not set(a) & set(b):
         nan = math.nan
-        return stats.Comparison(stats.Interval(other["DER"] - leader["DER"], nan, nan, 0))
+        return stats.Comparison(stats.Interval(other.DER - leader.DER, nan, nan, 0))
     return stats.compare_files(a, b)
 
 
-def rank_group(runs: Sequence[Run]) -> Group:
+def rank_group(runs: Sequence[ResultFile]) -> Group:
     """Rank the ``ok`` runs of one split by the primary metric, lowest DER first."""
     metric = primary_metric(runs)
-    scored = [(run, primary_scores(run.data, metric)) for run in runs]
+    scored = [(run, run.record.scores(metric)) for run in runs]
     unscored = [run for run, test in scored if test is None]
     valid = [(run, test) for run, test in scored if test is not None]
-    valid.sort(
-        key=lambda item: (
-            not _finite(item[1]["DER"]),
-            item[1]["DER"] if _finite(item[1]["DER"]) else 0.0,
-            item[0].name,
-            item[0].slug,
-        )
-    )
+    valid.sort(key=lambda item: (item[1].DER, item[0].name, item[0].slug))
     first = runs[0].dataset if runs else {}
     group = Group(runs[0].fingerprint if runs else None, first, metric, unscored=unscored)
     group.smoke = bool(runs) and runs[0].smoke
     for i, (run, test) in enumerate(valid):
         versus = None if i == 0 else _versus(valid[0][1], test)
         ranked = Ranked(run, i + 1, test, _interval(test), versus)
-        ranked.details = details(pipeline_scores(run.data))
+        ranked.details = details(run.record.test.pipeline)
         group.ranked.append(ranked)
     _label(group.ranked)
     _also_tested(group)
@@ -208,8 +192,8 @@ def _mark_worse_than_start(group: Group) -> None:
     for r in group.ranked:
         if r.run.external:
             continue
-        r.marks = results.progress_notes(r.run.data)
-        if base is None or r is base or not (_finite(base.test["DER"]) and _finite(r.test["DER"])):
+        r.marks = results.progress_notes(r.run.record)
+        if base is None or r is base:
             continue
         change = _versus(base.test, r.test)
         if change.worse:
@@ -221,26 +205,22 @@ def _mark_worse_than_start(group: Group) -> None:
             )
 
 
-def _also_scores(run: Run, split: ExtraSplit) -> dict[str, Any] | None:
-    entry = (run.data.get("also_test") or {}).get(split.fingerprint)
-    return primary_scores({"test": entry}, split.metric) if isinstance(entry, dict) else None
+def _also_scores(run: ResultFile, split: ExtraSplit) -> ScoreReport | None:
+    entry = run.record.also_test.get(split.fingerprint)
+    return entry.pipeline if entry is not None and entry.pipeline.defined else None
 
 
 def _also_tested(group: Group) -> None:
     """The extra splits of a group's runs, each run's DER there and its change against the
     baseline row (the first ranked run whose identity has ``epochs == 0``)."""
-    entries: dict[str, list[dict[str, Any]]] = {}
     names: dict[str, str] = {}
     for r in group.ranked:
-        for fingerprint, entry in (r.run.data.get("also_test") or {}).items():
-            if fingerprint == group.fingerprint or not isinstance(entry, dict):
-                continue
-            entries.setdefault(fingerprint, []).append({"test": entry})
-            dataset = entry.get("dataset") or {}
-            names.setdefault(fingerprint, str(dataset.get("name") or fingerprint))
-    for fingerprint in sorted(entries, key=lambda f: (names[f], f)):
-        metric = results.primary_metric(*entries[fingerprint])
-        group.extra.append(ExtraSplit(fingerprint, names[fingerprint], metric))
+        for fingerprint, entry in r.run.record.also_test.items():
+            if fingerprint != group.fingerprint:
+                names.setdefault(fingerprint, str(entry.dataset.get("name") or fingerprint))
+    for fingerprint in sorted(names, key=lambda f: (names[f], f)):
+        # an also-tested split is scored by the tuned pipeline only
+        group.extra.append(ExtraSplit(fingerprint, names[fingerprint], "pipeline"))
     group.baseline = next(
         (r for r in group.ranked if r.run.identity and r.run.identity.epochs == 0), None
     )
@@ -248,12 +228,12 @@ def _also_tested(group: Group) -> None:
         base = _also_scores(group.baseline.run, split) if group.baseline else None
         for r in group.ranked:
             scores = _also_scores(r.run, split)
-            if scores is None or not _finite(scores["DER"]):
+            if scores is None:
                 continue
             change = None
-            if base is not None and _finite(base["DER"]) and r is not group.baseline:
+            if base is not None and r is not group.baseline:
                 change = _versus(base, scores)
-            r.also[split.fingerprint] = ExtraScore(float(scores["DER"]), change)
+            r.also[split.fingerprint] = ExtraScore(float(scores.DER), change)
 
 
 def _label(ranked: Sequence[Ranked]) -> None:
@@ -277,7 +257,7 @@ class Board:
     """Everything the pages show."""
 
     groups: list[Group]
-    failed: list[Run]
+    failed: list[ResultFile]
     skipped: list[tuple[str, str]]
     superseded: int
     total: int
@@ -288,7 +268,7 @@ class Board:
         return max((run.finished for run in runs), default="")
 
 
-def build_board(runs: Sequence[Run], skipped: Sequence[tuple[str, str]] = ()) -> Board:
+def build_board(runs: Sequence[ResultFile], skipped: Sequence[tuple[str, str]] = ()) -> Board:
     """Select, group and rank ``runs``: the newest good result of each run identity is ranked
     with the others on its split (smoke runs in a group of their own); failed and diverged runs
     are listed, never ranked, and never hide a good result of the same identity."""
@@ -296,20 +276,20 @@ def build_board(runs: Sequence[Run], skipped: Sequence[tuple[str, str]] = ()) ->
     failed, superseded_failures = newest(run for run in runs if run.status != "ok")
     kept = sorted([*ok, *failed], key=lambda run: (run.name, run.source.name))
     assign_slugs(kept)
-    failed.sort(key=lambda r: _instant(r.finished), reverse=True)
+    failed.sort(key=lambda r: instant(r.finished), reverse=True)
     groups = _environment_groups(_by_split(ok))
     superseded += superseded_failures
     return Board(groups, failed, list(skipped), superseded, len(runs))
 
 
-def _run_environment(run: Run) -> str | None:
+def _run_environment(run: ResultFile) -> str | None:
     return run.identity.environment if run.identity else None
 
 
-def _by_split(ok: Sequence[Run]) -> dict[tuple[str | None, bool, str | None], list[Run]]:
+def _by_split(ok: Sequence[ResultFile]) -> dict[SplitKey, list[ResultFile]]:
     """Runs by (split, smoke, environment). An external system's scores do not depend on the
     training environment: it joins every environment's table on its split."""
-    by_split: dict[tuple[str | None, bool, str | None], list[Run]] = {}
+    by_split: dict[SplitKey, list[ResultFile]] = {}
     ordered = sorted(ok, key=lambda run: (run.name, run.source.name))
     for run in (r for r in ordered if not r.external):
         by_split.setdefault((run.fingerprint, run.smoke, _run_environment(run)), []).append(run)
@@ -320,7 +300,7 @@ def _by_split(ok: Sequence[Run]) -> dict[tuple[str | None, bool, str | None], li
     return by_split
 
 
-def _environment_groups(by_split: dict[tuple[str | None, bool, str | None], list[Run]]):
+def _environment_groups(by_split: dict[SplitKey, list[ResultFile]]):
     """Rank each (split, environment) apart: runs from different environments are never one
     comparison. On each split the group holding the newest run comes first; the others say how
     their environment differs from it."""
@@ -328,7 +308,7 @@ def _environment_groups(by_split: dict[tuple[str | None, bool, str | None], list
     for (_, _, env), runs in by_split.items():
         group = rank_group(runs)
         group.environment = env
-        recorded = [r.data.get("environment") for r in runs if r.data.get("environment")]
+        recorded = [r.record.environment for r in runs if r.record.environment]
         group.environment_info = recorded[-1] if recorded else None
         groups.append(group)
     lead: dict[tuple[str | None, bool], Group] = {}
@@ -359,4 +339,4 @@ def _split_order(g: Group) -> tuple:
 
 
 def _newest_instant(group: Group) -> float:
-    return max((_instant(r.run.finished) for r in group.ranked), default=-math.inf)
+    return max((instant(r.run.finished) for r in group.ranked), default=-math.inf)

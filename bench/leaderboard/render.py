@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,11 +11,12 @@ from typing import Any
 import jinja2
 
 from bench import __version__
+from bench.io import staging_dir
 from bench.leaderboard.charts import group_charts, heat_map, run_charts
 from bench.leaderboard.metrics import detailed, file_rows
 from bench.leaderboard.outputs import copy_outputs
 from bench.leaderboard.rank import Board, build_board
-from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, Run, load_runs
+from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, ResultFile, load_runs
 from bench.leaderboard.text import (
     augmentation_text,
     best_validation,
@@ -134,11 +133,11 @@ def epoch_excerpt(rows: Sequence[dict[str, Any]], head: int = 3, tail: int = 5) 
     return [*rows[:head], None, *rows[-tail:]]
 
 
-def columns_of(run: Run) -> list[str]:
-    return list(run.data.get("columns") or REFERENCE_COLUMNS)
+def columns_of(run: ResultFile) -> list[str]:
+    return list(run.record.columns or REFERENCE_COLUMNS)
 
 
-def _page(run: Run) -> str:
+def _page(run: ResultFile) -> str:
     return f"runs/{run.slug}.html"
 
 
@@ -180,9 +179,8 @@ def render_markdown(board: Board) -> str:
     )
 
 
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Swap ``staging`` in for ``out``; only an empty folder or an earlier leaderboard is
-    replaced."""
+def _check_out(out: Path) -> None:
+    """Only an empty folder or an earlier leaderboard is replaced."""
     if out.exists():
         if not out.is_dir():
             raise FileExistsError(f"{out}: exists and is not a folder")
@@ -191,12 +189,6 @@ def _replace_dir(staging: Path, out: Path) -> None:
                 f"{out}: not empty and not an earlier `bench leaderboard` output; "
                 "refusing to replace it"
             )
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
 
 
 def write_leaderboard(results: Path, out: Path) -> Board:
@@ -204,16 +196,10 @@ def write_leaderboard(results: Path, out: Path) -> Board:
     runs, skipped = load_runs(results)
     board = build_board(runs, skipped)
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
+    _check_out(out)
+    with staging_dir(out) as staging:
         render_site(board, staging)
         (staging / "LEADERBOARD.md").write_text(render_markdown(board), encoding="utf-8")
         (staging / MARKER).write_text("written by `bench leaderboard`; replaced on every run\n")
         (staging / ".nojekyll").write_text("")
-        os.chmod(staging, 0o755)
-        _replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return board

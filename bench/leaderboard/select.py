@@ -1,59 +1,72 @@
-"""Loading result files and keeping the newest result of each run identity."""
+"""The result files a leaderboard shows: read through the results store, newest of each run
+identity kept."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from bench.results import (
     DER_KEY,
     EPOCH_COLUMNS,
-    ResultError,
+    Record,
     RunIdentity,
-    identity_of,
-    read_result,
+    Stored,
+    load_results,
 )
+from bench.results import newest as newest_of
 
 # the reference write-up's per-epoch columns
 REFERENCE_COLUMNS = EPOCH_COLUMNS
-__all__ = ["COMPONENTS", "DER_KEY", "REFERENCE_COLUMNS", "Run", "assign_slugs", "load_runs"]
+__all__ = [
+    "COMPONENTS",
+    "DER_KEY",
+    "REFERENCE_COLUMNS",
+    "ResultFile",
+    "assign_slugs",
+    "load_runs",
+]
 COMPONENTS = ("Confusion", "FalseAlarm", "Miss")
 
 
-@dataclass
-class Run:
-    """One result file."""
+@dataclass(eq=False)
+class ResultFile:
+    """One result file on the board: its typed record, where it came from, its page name."""
 
-    data: dict[str, Any]
+    record: Record
     source: Path
     slug: str = ""
 
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The record as it is written (what the templates show)."""
+        return self.record.as_json()
+
     @property
     def status(self) -> str:
-        return str(self.data.get("status") or "unknown")
+        return self.record.status
 
     @property
     def external(self) -> bool:
         """A system bench did not train (``bench score``): outputs scored, no recipe."""
-        return self.data.get("kind") == "external"
+        return self.record.kind == "external"
 
     @property
     def about(self) -> str:
         """An external system's description: a text or an http(s) URL."""
-        return str(self.data.get("about") or "")
+        return str(self.record.about or "")
 
     @property
     def recipe(self) -> dict[str, Any]:
-        return self.data.get("recipe") or {}
+        return self.record.recipe or {}
 
     @property
     def dataset(self) -> dict[str, Any]:
-        return self.data.get("dataset") or {}
+        return self.record.dataset
 
     @property
     def fingerprint(self) -> str | None:
@@ -61,11 +74,11 @@ class Run:
 
     @property
     def name(self) -> str:
-        return str(self.data.get("name") or self.source.stem)
+        return self.record.name or self.source.stem
 
     @property
     def identity(self) -> RunIdentity | None:
-        return identity_of(self.data)
+        return self.record.run_identity
 
     @property
     def smoke(self) -> bool:
@@ -74,11 +87,11 @@ class Run:
 
     @property
     def seed(self) -> Any:
-        return self.data.get("seed", self.recipe.get("seed"))
+        return self.record.seed if self.record.seed is not None else self.recipe.get("seed")
 
     @property
     def finished(self) -> str:
-        return str(self.data.get("finished") or self.data.get("started") or "")
+        return str(self.record.finished or self.record.started or "")
 
     @property
     def key(self) -> str:
@@ -87,40 +100,28 @@ class Run:
         return identity.digest if identity else f"unresolved:{self.source.name}"
 
 
-def load_runs(folder: Path) -> tuple[list[Run], list[tuple[str, str]]]:
-    """Every ``*.json`` result directly in ``folder``, and the files that could not be read."""
-    runs, skipped = [], []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            runs.append(Run(read_result(path), path))
-        except ResultError as error:  # not JSON, or not a result
-            skipped.append((path.name, str(error)))
-    return runs, skipped
+def from_stored(stored: Stored) -> ResultFile:
+    return ResultFile(stored.record, stored.path)
 
 
-def _instant(text: str) -> float:
-    """Seconds since the epoch of an ISO time (naive times are UTC); -inf when unreadable."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return -math.inf
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+def load_runs(folder: Path) -> tuple[list[ResultFile], list[tuple[str, str]]]:
+    """Every ``*.json`` result directly in ``folder``, and the files that could not be read
+    (the store's policy: listed as skipped, never stopping the others)."""
+    found = load_results(folder) if folder.is_dir() else None
+    if found is None:
+        return [], []
+    runs = [from_stored(s) for s in found.records]
+    return runs, [(u.path.name, u.reason) for u in found.unreadable]
 
 
-def newest(runs: Iterable[Run]) -> tuple[list[Run], int]:
-    """The newest run (by ``finished``) of each :attr:`Run.key`, and how many were superseded.
-    Call it on good and failed runs separately, so that a failure never hides a good result."""
-    kept: dict[str, Run] = {}
-    count = 0
-    for run in runs:
-        count += 1
-        current = kept.get(run.key)
-        if current is None or _instant(run.finished) > _instant(current.finished):
-            kept[run.key] = run
-    return list(kept.values()), count - len(kept)
+def newest(runs: Iterable[ResultFile]) -> tuple[list[ResultFile], int]:
+    """The newest run (by ``finished``) of each :attr:`ResultFile.key`, and how many were
+    superseded. Call it on good and failed runs separately, so that a failure never hides a good
+    result."""
+    return newest_of(runs, key=lambda r: r.key, finished=lambda r: r.finished)
 
 
-def assign_slugs(runs: Sequence[Run]) -> None:
+def assign_slugs(runs: Sequence[ResultFile]) -> None:
     """A unique, file-name-safe page name per run (its result file's stem)."""
     seen: set[str] = set()
     for run in runs:

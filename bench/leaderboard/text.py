@@ -7,15 +7,15 @@ import math
 from typing import Any
 
 from bench import stats
-from bench.leaderboard.rank import _finite
-from bench.leaderboard.select import DER_KEY, Run
+from bench.io import is_number
+from bench.leaderboard.select import DER_KEY, ResultFile
 
 
 def pct(value: Any, digits: int = 1) -> str:
     """A DER fraction as a percentage (``0.2171 -> '21.7'``); empty for None, 'nan' for NaN."""
     if value is None:
         return ""
-    if not _finite(value):
+    if not is_number(value):
         return "nan"
     return f"{100.0 * value:.{digits}f}"
 
@@ -68,7 +68,7 @@ def significance(change: stats.Comparison | None) -> str:
 
 def fixed(value: Any, digits: int = 2) -> str:
     """``0.1667 -> '0.17'``; empty for None."""
-    return f"{value:.{digits}f}" if _finite(value) else ""
+    return f"{value:.{digits}f}" if is_number(value) else ""
 
 
 def number(value: Any) -> str:
@@ -87,7 +87,7 @@ def reference_value(column: str, value: Any) -> str:
     to 5 digits."""
     if value is None:
         return ""
-    if column.startswith(DER_KEY) and _finite(value):
+    if column.startswith(DER_KEY) and is_number(value):
         return f"{value:.4f}"
     return number(value)
 
@@ -100,7 +100,7 @@ def short_column(column: str) -> str:
 
 def duration(seconds: Any) -> str:
     """``'3 m 12 s'``-style wall time."""
-    if not _finite(seconds):
+    if not is_number(seconds):
         return ""
     seconds = round(float(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -112,15 +112,14 @@ def duration(seconds: Any) -> str:
     return f"{secs} s"
 
 
-def wall_seconds(run: Run) -> float | None:
-    wall = run.data.get("wall_time") or {}
-    values = [v for v in wall.values() if _finite(v)]
+def wall_seconds(run: ResultFile) -> float | None:
+    values = [v for v in run.record.wall_time.values() if is_number(v)]
     return float(sum(values)) if values else None
 
 
 def rate(value: Any) -> str:
     """A learning rate as the reference write-up writes it: ``1e-4``, ``3e-3``, ``0.05``."""
-    if not _finite(value):
+    if not is_number(value):
         return str(value)
     if value == 0 or 1e-2 <= abs(value) < 1e3:
         return f"{value:g}"
@@ -198,21 +197,21 @@ def augmentation_text(recipe: dict[str, Any]) -> str:
     return str(aug)
 
 
-def epochs_text(run: Run) -> str:
-    ran = len(run.data.get("epochs") or [])
+def epochs_text(run: ResultFile) -> str:
+    ran = len(run.record.epochs)
     planned = run.recipe.get("epochs")
     if planned is not None and ran != planned:
         return f"{ran}/{planned}"
     return str(ran)
 
 
-def best_validation(run: Run) -> tuple[float | None, Any]:
-    best = run.data.get("best_validation") or {}
-    return best.get(DER_KEY), run.data.get("best_epoch")
+def best_validation(run: ResultFile) -> tuple[float | None, Any]:
+    best = run.record.best_validation or {}
+    return best.get(DER_KEY), run.record.best_epoch
 
 
-def error_text(run: Run) -> str:
-    error = run.data.get("error") or {}
+def error_text(run: ResultFile) -> str:
+    error = run.record.error or {}
     kind, message = error.get("type") or "", (error.get("message") or "").strip()
     first = message.splitlines()[0] if message else ""
     return f"{kind}: {first}" if kind and first else kind or first or run.status

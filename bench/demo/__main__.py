@@ -1,0 +1,5 @@
+import sys
+
+from bench.demo.generate import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Recipes: the strict schema a recipe file fills, loaded with file:line errors."""
+
+from __future__ import annotations
+
+from bench.recipe.schema import (
+    MULTILABEL_LOSSES,
+    POWERSET_LOSSES,
+    Augmentation,
+    BackgroundNoise,
+    Cosine,
+    Gain,
+    ImpulseResponse,
+    Loss,
+    Optimizer,
+    Pipeline,
+    Plateau,
+    Pretrained,
+    Recipe,
+    RecipeError,
+    Scheduler,
+    Scratch,
+    Step,
+    VadLoss,
+    data_path,
+    discover,
+    field_location,
+    load_recipe,
+)
+
+__all__ = [
+    "MULTILABEL_LOSSES",
+    "POWERSET_LOSSES",
+    "Augmentation",
+    "BackgroundNoise",
+    "Cosine",
+    "Gain",
+    "ImpulseResponse",
+    "Loss",
+    "Optimizer",
+    "Pipeline",
+    "Plateau",
+    "Pretrained",
+    "Recipe",
+    "RecipeError",
+    "Scheduler",
+    "Scratch",
+    "Step",
+    "VadLoss",
+    "data_path",
+    "discover",
+    "field_location",
+    "load_recipe",
+]

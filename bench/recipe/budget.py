@@ -1,0 +1,93 @@
+"""The training budget a run really gets, and the schedules it makes meaningless (torch-free).
+
+pyannote's epoch is the training audio divided by the chunk duration: 300 s of train audio in
+10 s chunks is 30 samples, one batch of 64 (at least one batch), so ``epochs=20`` is 20 optimizer
+steps, and a 100-step warm-up never ends. Every record holds :func:`budget` and the run prints
+its warnings, each naming the recipe line at fault; they do not stop the run (a smoke run is
+meant to be short), and they are kept in the record (``budget.warnings``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.recipe.schema import Cosine, Plateau, Recipe, Step, field_location
+
+# fewer optimizer steps than this in a whole run: any schedule, and fine-tuning itself, means
+# little (the reference write-up's smallest run had hundreds)
+FEW_STEPS = 50
+
+
+def budget(
+    recipe: Recipe,
+    train_seconds: float,
+    *,
+    max_batches: int | None = None,
+    world_size: int = 1,
+    recipe_file: Path | None = None,
+) -> dict[str, Any]:
+    """Steps per epoch, optimizer steps, samples and hours of audio the run will see, and the
+    warnings about schedules that do not fit them."""
+    samples = max(recipe.batch_size, math.ceil(train_seconds / recipe.duration))
+    steps = samples // recipe.batch_size  # pyannote drops the last partial batch
+    if max_batches is not None:
+        steps = min(steps, max_batches)
+    total = steps * recipe.epochs
+    seen = total * recipe.batch_size * world_size
+    found = {
+        "train_hours": round(train_seconds / 3600, 4),
+        "samples_per_epoch": samples,
+        "steps_per_epoch": steps,
+        "optimizer_steps": total,
+        "samples_seen": seen,
+        "audio_hours_seen": round(seen * recipe.duration / 3600, 4),
+    }
+    found["warnings"] = warnings(recipe, steps, total, recipe_file)
+    return found
+
+
+def warnings(recipe: Recipe, steps: int, total: int, recipe_file: Path | None) -> list[str]:
+    """One line per schedule setting the run's step count makes meaningless."""
+    if recipe.epochs == 0:
+        return []
+
+    def at(*path: str) -> str:
+        return field_location(recipe_file, path) if recipe_file else "recipe"
+
+    found = []
+    spec = recipe.scheduler
+    unit, length = ("step", total) if getattr(spec, "interval", "epoch") == "step" else (
+        "epoch", recipe.epochs
+    )  # fmt: skip
+    if isinstance(spec, Cosine):
+        t_max = spec.t_max or length
+        if spec.warmup >= length:
+            found.append(
+                f"{at('scheduler', 'warmup')}: field 'scheduler.warmup': a warm-up of "
+                f"{spec.warmup} {unit}s does not fit the run's {length} {unit}s: the learning "
+                f"rate never reaches lr={recipe.optimizer.lr:g}"
+            )
+        if t_max > length:
+            found.append(
+                f"{at('scheduler', 't_max')}: field 'scheduler.t_max': cosine over {t_max} "
+                f"{unit}s in a run of {length}: it never anneals to eta_min"
+            )
+    elif isinstance(spec, Step) and spec.step_size >= recipe.epochs:
+        found.append(
+            f"{at('scheduler', 'step_size')}: field 'scheduler.step_size': {spec.step_size} "
+            f"epochs in a run of {recipe.epochs}: the learning rate never decays"
+        )
+    elif isinstance(spec, Plateau) and spec.patience >= recipe.epochs:
+        found.append(
+            f"{at('scheduler', 'patience')}: field 'scheduler.patience': {spec.patience} "
+            f"epochs in a run of {recipe.epochs}: the learning rate never drops"
+        )
+    if total < FEW_STEPS:
+        found.append(
+            f"{at('epochs')}: only {total} optimizer steps in the whole run ({steps} per "
+            f"epoch: the train audio / {recipe.duration:g} s chunks / batch "
+            f"{recipe.batch_size}); fine-tuning and its schedule mean little at this budget"
+        )
+    return found

@@ -1,0 +1,102 @@
+"""``bench run --dry-run``: the fully resolved setup of a recipe, built but not trained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lightning.pytorch.utilities.model_summary import ModelSummary
+
+from bench.data import Split
+from bench.runner.stages import Reporter, Run, RunOptions, assemble, quiet_known_warnings, resolve
+from bench.training.fit import make_optimizer, make_scheduler
+
+
+def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
+    """Build everything a run would (model, optimizer, scheduler, loss, augmentation), through
+    the run's own resolve and assemble stages, and describe it without training."""
+    quiet_known_warnings()
+    data, demo = split
+    run = Run(Path(path), options, data, demo, Reporter(), options.results.resolve())
+    resolve(run)
+    task = assemble(run)
+    recipe, overrides, model, init, acc = run.recipe, run.overrides, run.model, run.init, run.acc
+    augmentation = task.augmentation if recipe.augmentation else None
+    budget = run.budget or {}
+    steps_per_epoch = budget["steps_per_epoch"]  # bench.recipe.budget: pyannote's rule, one place
+    if recipe.epochs == 0:
+        optimizer_line, scheduler_line = "none (epochs=0: no fine-tuning)", "none"
+    else:
+        optimizer = make_optimizer(recipe, model.parameters())
+        optimizer_line = f"{optimizer.__class__.__name__}({_params(optimizer)})"
+        scheduler_line = _scheduler(
+            make_scheduler(recipe, optimizer, steps_per_epoch * recipe.epochs)
+        )
+    loss = recipe.loss.kind
+    if "+" in loss:
+        loss += f" (weight {recipe.loss.weight:g}"
+        loss += (
+            f", alpha {recipe.loss.alpha:g}, beta {recipe.loss.beta:g})"
+            if "tversky" in loss
+            else ")"
+        )
+    elif loss == "focal":
+        loss += f" (gamma {recipe.loss.gamma:g})"
+    lines = [
+        f"recipe      {recipe.name} ({recipe.content_hash()}) from {path}",
+        f"identity    {run.stem}",
+        f"split       {data.name} ({data.fingerprint}){' [demo]' if demo else ''}",
+        f"overrides   {json.dumps(overrides) if overrides else '-'}",
+        f"mode        {recipe.mode}, {recipe.max_speakers_per_chunk} speakers per chunk, "
+        f"{recipe.duration:g} s chunks, batch {recipe.batch_size}, {steps_per_epoch} steps/epoch",
+        f"weights     {init.source.id} ({init.source.origin}): {init.reason}",
+        f"optimizer   {optimizer_line}",
+        f"scheduler   {scheduler_line}",
+        f"loss        {loss}; VAD loss "
+        + (
+            "off"
+            if recipe.vad_loss is None
+            else f"{recipe.vad_loss.kind} x {recipe.vad_loss.weight:g}"
+        ),
+        f"budget      {budget['optimizer_steps']} optimizer steps, {budget['samples_seen']} "
+        f"chunks, {budget['audio_hours_seen']:g} h of audio seen "
+        f"({budget['train_hours']:g} h of train audio)",
+        *(f"warning     {w}" for w in budget["warnings"]),
+        f"training    {recipe.epochs} epochs, gradient clip {recipe.gradient_clip}, early stopping "
+        f"patience {recipe.early_stopping_patience}, precision {run.precision}, "
+        f"{recipe.num_workers} workers, seed {recipe.seed}, {acc}",
+        "augmentation "
+        + (
+            ", ".join(f"{type(t).__name__}(p={t.p:g})" for t in augmentation.transforms)
+            if augmentation is not None
+            else "-"
+        ),
+        "pipeline    "
+        + (
+            "off"
+            if recipe.pipeline is None
+            else f"{recipe.pipeline.embedding} embedding, tuned on dev with "
+            f"{recipe.pipeline.tune_trials[0]}+{recipe.pipeline.tune_trials[1]} trials"
+        ),
+        "model",
+        str(ModelSummary(model, max_depth=1)),
+    ]
+    return "\n".join(lines)
+
+
+def _params(optimizer) -> str:
+    group = optimizer.param_groups[0]
+    keys = ("lr", "betas", "momentum", "weight_decay")
+    return ", ".join(f"{k}={group[k]}" for k in keys if k in group)
+
+
+def _scheduler(config: dict | None) -> str:
+    if config is None:
+        return "none (constant learning rate)"
+    scheduler = config["scheduler"]
+    state = {
+        k: v
+        for k, v in vars(scheduler).items()
+        if k in {"T_max", "eta_min", "step_size", "gamma", "factor", "patience", "min_lrs"}
+    }
+    return f"{scheduler.__class__.__name__} {state}, stepped per {config['interval']}"

@@ -1,0 +1,847 @@
+"""One run, end to end, as named stages: resolve -> assemble -> train -> evaluate -> pipeline ->
+record."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+
+from bench.data import Split, load_folder, load_split, rttm_text
+from bench.io import atomic_write_text, cache_root, write_json
+from bench.recipe import Recipe, load_recipe
+from bench.results import (
+    DER_KEY,
+    EPOCH_COLUMNS,
+    AlsoTest,
+    ResultStore,
+    RunIdentity,
+    ScoreReport,
+    TestScores,
+    failed_record,
+    hypothesis_path,
+    now,
+    ok_record,
+    progress_notes,
+    read_record,
+    record_stem,
+)
+
+if TYPE_CHECKING:
+    from bench.data.audio import AudioCache
+
+# The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks, fewer
+# epochs, batches divided by a common factor so that recipes differing in batch size stay
+# distinct), say so, and record it under "overrides".
+DEMO_PROFILE = {"epochs": 12, "duration": 5.0}
+DEMO_BATCH_DIVISOR = 8  # 64 -> 8, 128 -> 16, 256 -> 32
+
+# Warnings with nothing actionable for a bench user (bench reports head re-initialisation itself).
+_QUIET = (
+    "target_rate is required by Identity",
+    "`isinstance(treespec, LeafSpec)` is deprecated",
+    "Your `IterableDataset` has `__len__` defined",
+    "Model has been trained for a different task",
+    "The number of training batches",
+    "but have no logger configured",
+    "Targets are not (yet) supported by ApplyImpulseResponse",
+    "is required by ApplyImpulseResponse",
+)
+
+
+def quiet_known_warnings() -> None:
+    for message in _QUIET:
+        warnings.filterwarnings("ignore", message=f".*{re.escape(message)}")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@dataclass
+class RunOptions:
+    data: Path | None = None
+    protocol: str | None = None
+    results: Path = Path("results")
+    epochs: int | None = None
+    seed: int | None = None
+    device: str = "auto"
+    wandb: bool = True
+    cache_dir: Path | None = None
+    progress: bool = True
+    max_batches: int | None = None
+    force: bool = False
+    pipeline: bool = True
+    embedding: str | None = None
+    tune_trials: tuple[int, int] | None = None
+    devices: int = 1
+    strategy: str = "auto"
+    also_test: tuple[str, ...] = ()  # extra test splits: dataset folders, or "demo-ood"
+
+
+OOD_DEMO = "demo-ood"  # --also-test's name for the demo's out-of-domain split
+
+
+@functools.cache
+def load_extra_split(source: str, cache_dir: Path | None) -> Split:
+    """An extra test split (``--also-test``): a dataset folder, or :data:`OOD_DEMO`."""
+    if source == OOD_DEMO:
+        from bench.demo import ensure_ood_demo
+
+        return load_folder(ensure_ood_demo(cache_root(cache_dir)))
+    return load_folder(source)
+
+
+def extra_splits(options: RunOptions, main: Split) -> list[Split]:
+    """The ``--also-test`` splits, each once; one that is the main split is refused."""
+    splits: dict[str, Split] = {}
+    for source in options.also_test:
+        extra = load_extra_split(source, options.cache_dir)
+        if extra.fingerprint == main.fingerprint:
+            raise ValueError(f"--also-test {source}: this is the split the runs are tested on")
+        splits.setdefault(extra.fingerprint, extra)
+    return list(splits.values())
+
+
+def resolve_split(options: RunOptions) -> tuple[Split, bool]:
+    """The split to run on, and whether it is the embedded demo."""
+    if options.data is None:
+        from bench.demo import ensure_demo
+
+        return load_folder(ensure_demo(cache_root(options.cache_dir))), True
+    return load_split(options.data, options.protocol), False
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, in one line, when results cannot be written to ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"results folder {folder} is not writable: {error.strerror or error}"
+        ) from None
+
+
+def demo_caps(recipe: Recipe) -> dict[str, Any]:
+    """The demo profile's changes to ``recipe``."""
+    caps = {k: cap for k, cap in DEMO_PROFILE.items() if getattr(recipe, k) > cap}
+    if recipe.batch_size > DEMO_BATCH_DIVISOR:
+        caps["batch_size"] = -(-recipe.batch_size // DEMO_BATCH_DIVISOR)
+    return caps
+
+
+def effective_recipe(
+    recipe: Recipe, options: RunOptions, demo: bool
+) -> tuple[Recipe, dict[str, Any]]:
+    """Apply command-line overrides and, on the demo, the demo profile; report each change.
+
+    ``--epochs`` leaves recipes with ``epochs=0`` (no fine-tuning) alone."""
+    changes: dict[str, Any] = {}
+    if options.epochs is not None and recipe.epochs > 0:
+        changes["epochs"] = options.epochs
+    if options.seed is not None:
+        changes["seed"] = options.seed
+    if not options.pipeline:
+        changes["pipeline"] = None
+    elif recipe.pipeline is not None and (options.embedding or options.tune_trials):
+        changes["pipeline"] = recipe.pipeline.model_copy(
+            update={
+                k: v
+                for k, v in (("embedding", options.embedding), ("tune_trials", options.tune_trials))
+                if v is not None
+            }
+        )
+    if demo:
+        changes.update(demo_caps(recipe.with_overrides(**changes)))
+    changes = {k: v for k, v in changes.items() if v != getattr(recipe, k)}
+    applied = {
+        k: {"declared": _plain(getattr(recipe, k)), "ran": _plain(v)} for k, v in changes.items()
+    }
+    if options.max_batches is not None:
+        applied["max_batches"] = {"declared": None, "ran": options.max_batches}
+    return recipe.with_overrides(**changes), applied
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+# device nodes of NVIDIA (CUDA) and AMD (ROCm) drivers: without any, torch sees no GPU either
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+
+
+def accelerator(device: str) -> str:
+    """``gpu`` or ``cpu``. A machine without GPU device nodes is a CPU one without asking torch,
+    so that a finished run is skipped without importing it."""
+    if device == "cpu" or (device == "auto" and not any(map(os.path.exists, GPU_DEVICE_NODES))):
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device in {"cuda", "gpu"}:
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        return "gpu"
+    if device != "cpu":
+        raise ValueError(f"--device {device!r}: expected auto, cpu or cuda")
+    return "cpu"
+
+
+def device_description(acc: str) -> dict[str, Any]:
+    import torch
+
+    if acc == "gpu":
+        return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
+    return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+class Reporter:
+    """A run's console output. Every piece of user text (names, paths, messages) is escaped, so
+    a message that looks like Rich markup prints as itself."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(soft_wrap=True)
+
+    def say(self, text: str, style: str | None = None, label: str | None = None) -> None:
+        head = f"[{style}]{escape(label)}[/] " if label and style else ""
+        self.console.print(head + escape(text), highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.say(text, "yellow", "warning:")
+
+    def result(self, path: Path) -> None:
+        self.console.print(f"result: {escape(str(path))}", highlight=False)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        der = DER_KEY
+        self.say(
+            f"epoch {row['epoch']:>3}  DER {_fmt(row[der])}  Conf {_fmt(row[f'{der}/Confusion'])}  "
+            f"FA {_fmt(row[f'{der}/FalseAlarm'])}  Miss {_fmt(row[f'{der}/Miss'])}  "
+            f"thr {_fmt(row[f'{der}/Threshold'])}  loss/val {_fmt(row['loss/val'])}  "
+            f"loss/train {_fmt(row['loss/train'])}"
+        )
+
+    def scores(self, what: str, test: ScoreReport) -> None:
+        parts = "  ".join(
+            f"{k} {_fmt(getattr(test, k))}" for k in ("DER", "Confusion", "FalseAlarm", "Miss")
+        )
+        if test.speaker_count is not None:  # full-pipeline scores
+            right = _fmt(test.speaker_count.accuracy)
+            parts += f"  JER {_fmt(test.JER)}  speaker count right {right}"
+        self.say(f"test ({what}): {parts}")
+
+
+@dataclass
+class RunState:
+    """What an interrupted run needs to resume: written once the initial model is evaluated."""
+
+    initial_validation: dict[str, Any]
+    initial_test: dict[str, Any]
+    wandb_id: str | None
+
+    FILE = "state.json"
+
+    def save(self, run_dir: Path) -> None:
+        write_json(run_dir / self.FILE, asdict(self))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState | None:
+        """The state of an interrupted run in ``run_dir``, if it got as far as a checkpoint."""
+        path = run_dir / cls.FILE
+        if not path.is_file() or not (run_dir / "checkpoints" / "last.ckpt").is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+class RunFailed(RuntimeError):
+    """A run that ended without a result; its failure was recorded at ``result``."""
+
+    def __init__(self, message: str, result: Path | None):
+        super().__init__(message)
+        self.result = result
+
+
+class Diverged(FloatingPointError):
+    """Training diverged (non-finite values, or the run's own evidence says so)."""
+
+
+def _ddp_child() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run this command)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+@dataclass
+class Run:
+    """One run's inputs and what its stages produce."""
+
+    path: Path
+    options: RunOptions
+    split: Split
+    demo: bool
+    report: Reporter
+    results_dir: Path
+    started: str = field(default_factory=now)
+    stages: dict[str, float] = field(default_factory=dict)
+    declared: Recipe | None = None
+    recipe: Recipe | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    acc: str = "cpu"
+    precision: str | None = None
+    identity: RunIdentity | None = None
+    stem: str = ""
+    run_dir: Path | None = None  # where this attempt writes (a staging folder under --force)
+    audio: AudioCache | None = None
+    model: Any = None
+    init: Any = None
+    resume: RunState | None = None
+    logger: Any = None
+    initial_test: dict[str, Any] = field(default_factory=dict)
+    initial_validation: dict[str, Any] | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    fitted: Any = None
+    scores: TestScores = field(default_factory=TestScores)
+    pipeline: dict[str, Any] | None = None
+    also_test: dict[str, AlsoTest] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None  # bench.recipe.budget: steps, samples, hours; warnings
+    ddp_child_done: bool = False
+
+    @property
+    def store(self) -> ResultStore:
+        return ResultStore(self.results_dir)
+
+    @property
+    def final_dir(self) -> Path:
+        return self.store.run_dir(self.stem)
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        return {**self.split.describe(), "demo": self.demo}
+
+    @contextmanager
+    def timed(self, stage: str):
+        clock = time.perf_counter()
+        yield
+        self.stages[stage] = time.perf_counter() - clock
+
+    def common(self) -> dict[str, Any]:
+        """The fields every record of this run carries, whatever its status."""
+        recipe = self.recipe
+        return {
+            "name": recipe.name if recipe else Path(self.path).stem,
+            "identity": self.identity.as_dict() if self.identity else None,
+            "recipe_file": str(self.path),
+            "recipe": recipe.resolved() if recipe else None,
+            "recipe_hash": recipe.content_hash() if recipe else None,
+            "declared_recipe_hash": self.declared.content_hash() if self.declared else None,
+            "overrides": self.overrides,
+            "dataset": self.dataset,
+            "seed": recipe.seed if recipe else None,
+            "initial_weights": self.init.as_dict() if self.init else None,
+            "initial_validation": self.fitted.initial if self.fitted else self.initial_validation,
+            "epochs": self.epochs,
+            "budget": self.budget,
+            "started": self.started,
+            "wall_time": {k: round(v, 3) for k, v in self.stages.items()},
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def resolve(run: Run) -> None:
+    """Load the recipe, apply caps and overrides, and fix the run's identity and file names."""
+    with run.timed("load"):
+        run.declared = load_recipe(run.path)
+        run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
+    from bench.results.identity import identify, precision
+
+    run.acc = accelerator(run.options.device)
+    run.precision = precision(run.recipe, run.acc)
+    run.identity = identify(
+        run.recipe,
+        run.split.fingerprint,
+        run.split.root,
+        max_batches=run.options.max_batches,
+        world_size=run.options.devices,
+        precision=run.precision,
+    )
+    run.stem = record_stem(run.identity, run.recipe.name, run.split.fingerprint)
+    from bench.recipe.budget import budget
+
+    train_seconds = sum(r.annotated.duration() for r in run.split.files("train"))
+    run.budget = budget(
+        run.recipe,
+        train_seconds,
+        max_batches=run.options.max_batches,
+        world_size=run.options.devices,
+        recipe_file=run.path,
+    )
+    # a forced run trains beside the result it replaces, which stays until the new one is written
+    run.run_dir = run.store.staging_dir(run.stem) if run.options.force else run.final_dir
+
+
+def existing_result(run: Run) -> Path | None:
+    """The good result of this identity, if one is recorded; an unreadable one counts as
+    absent (it is named, and the run goes ahead)."""
+    path, unreadable = run.store.existing(run.stem)
+    if unreadable is not None:
+        run.report.warn(f"{unreadable.reason}; running again")
+    return path
+
+
+@contextmanager
+def run_lock(run: Run) -> Iterator[None]:
+    """One process at a time per run identity: a second one waits for the first, then skips."""
+    if _ddp_child():  # the launching process holds it for the whole DDP group
+        yield
+        return
+
+    def waiting() -> None:
+        run.report.say(f"{run.stem}: another bench process is running it; waiting for it")
+
+    with run.store.lock(run.stem, waiting):
+        yield
+
+
+def announce(run: Run) -> None:
+    recipe, split = run.recipe, run.split
+    run.report.say(
+        f"{recipe.name} ({recipe.content_hash()}) on split {split.name} ({split.fingerprint}), "
+        f"seed {recipe.seed}, {run.acc}, {run.precision}"
+    )
+    changes = ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in run.overrides.items())
+    if run.demo:
+        run.report.say(
+            "runs are capped to finish in minutes on a CPU: " + changes
+            if changes
+            else "embedded demo data",
+            "yellow",
+            "demo split:",
+        )
+    elif changes:
+        run.report.say(f"overrides: {changes}")
+    b = run.budget or {}
+    if recipe.epochs:
+        run.report.say(
+            f"budget: {b['optimizer_steps']} optimizer steps ({b['steps_per_epoch']} per epoch x "
+            f"{recipe.epochs}), {b['samples_seen']} chunks, {b['audio_hours_seen']:g} h of audio "
+            f"seen ({b['train_hours']:g} h of train audio)"
+        )
+    for warning in b.get("warnings") or []:
+        run.report.warn(warning)
+
+
+def assemble(run: Run, index_dir: Path | None = None) -> Any:
+    """Decode the audio, build the augmentation, the task and the initial model; return the task.
+
+    ``index_dir`` holds the split's chunk index (default: the shared cache, one index per split
+    and chunk duration, built once for every recipe)."""
+    import lightning
+
+    from bench.data.audio import AudioCache
+    from bench.training.augmentation import build_augmentation
+    from bench.training.fit import prepare_model
+    from bench.training.task import BenchDiarization, BenchProtocol
+
+    recipe, split = run.recipe, run.split
+    with run.timed("prepare"):
+        cache_dir = cache_root(run.options.cache_dir)
+        run.audio = AudioCache(cache_dir / "audio")
+        for subset in split.recordings:
+            for rec in split.files(subset):
+                run.audio.prepare(rec.audio)
+        lightning.seed_everything(recipe.seed, workers=True, verbose=False)
+        augmentation = build_augmentation(recipe.augmentation, split.root)
+        # the index holds audio paths, so a copy of the same split elsewhere gets its own
+        where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
+        index = (index_dir or cache_dir / "tasks") / (
+            f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
+        )
+        task = BenchDiarization(BenchProtocol(split), recipe, run.audio, index, augmentation)
+        run.model, run.init = prepare_model(recipe, task)
+    return task
+
+
+def train(run: Run) -> None:
+    """Validate the initial model, score it on test, train, keep the best checkpoint."""
+    from bench.evaluation.chunks import evaluate_chunks
+    from bench.training.fit import fit
+
+    recipe, run_dir = run.recipe, run.run_dir
+    if run.options.force and not _ddp_child():  # DDP's extra processes re-run this command
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run.resume = RunState.load(run_dir)
+    source = run.init.source
+    run.report.say(f"initial weights: {source.id} ({source.origin}): {run.init.reason}")
+    loggers = []
+    if run.options.wandb:
+        from bench.runner.tracking import make_logger
+
+        config = {
+            "recipe": recipe.resolved(),
+            "recipe_hash": recipe.content_hash(),
+            "identity": run.identity.as_dict(),
+            "dataset_fingerprint": run.split.fingerprint,
+            "demo": run.demo,
+            "overrides": run.overrides,
+            "initial_weights": run.init.as_dict(),
+        }
+        wandb_id = run.resume.wandb_id if run.resume else None
+        run.logger = make_logger(run_dir, run.stem, config, wandb_id)
+        loggers.append(run.logger)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        run.epochs.append(row)
+        run.report.epoch(row)
+
+    def before_training(initial: dict[str, Any]) -> None:
+        run.initial_validation = initial
+        der = DER_KEY
+        threshold = initial[f"{der}/Threshold"] if recipe.mode == "multilabel" else None
+        run.initial_test.update(
+            evaluate_chunks(
+                run.model, run.split.files("test"), run.audio, recipe.duration, threshold
+            )
+        )
+        run.report.say(
+            f"before training: dev DER {_fmt(initial[der])}, test DER "
+            f"{_fmt(run.initial_test['DER'])}"
+        )
+        wandb_id = run.logger.experiment.id if run.logger else None
+        RunState(initial, dict(run.initial_test), wandb_id).save(run_dir)
+
+    if run.resume is not None:
+        run.initial_test.update(run.resume.initial_test)
+        run.initial_validation = run.resume.initial_validation
+        run.report.say(f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'}")
+    with run.timed("train"):
+        run.fitted = fit(
+            recipe,
+            run.model,
+            run_dir,
+            run.acc,
+            loggers,
+            on_epoch,
+            before_training,
+            progress=run.options.progress,
+            max_batches=run.options.max_batches,
+            initial=run.resume.initial_validation if run.resume else None,
+            devices=run.options.devices,
+            strategy=run.options.strategy,
+        )
+    if run.fitted.rank != 0:  # other DDP processes: training is their whole job
+        run.ddp_child_done = True
+        raise SystemExit(0)
+    run.epochs = run.fitted.epochs
+    check_divergence(run)
+
+
+def check_divergence(run: Run) -> None:
+    """Refuse to evaluate a run whose own record says it diverged (bench.training.divergence)."""
+    from bench.training.divergence import divergence
+
+    fitted = run.fitted
+    reason = divergence(fitted.initial, fitted.epochs, run.recipe.mode, fitted.best_epoch)
+    if reason:
+        raise Diverged(reason)
+
+
+def evaluate(run: Run) -> None:
+    """Chunk-level test DER of the best checkpoint, at its dev-optimal threshold."""
+    from bench.evaluation.chunks import evaluate_chunks
+
+    fitted, recipe = run.fitted, run.recipe
+    chosen = fitted.best or fitted.initial  # epochs=0: the initial weights are the ones evaluated
+    threshold = chosen[f"{DER_KEY}/Threshold"] if recipe.mode == "multilabel" else None
+    with run.timed("test"):
+        test = evaluate_chunks(
+            run.model, run.split.files("test"), run.audio, recipe.duration, threshold
+        )
+    chunk = ScoreReport.model_validate(test)
+    run.report.scores("chunk-level", chunk)
+    before = ScoreReport.model_validate(run.initial_test) if run.initial_test else None
+    run.scores = TestScores(chunk=chunk, chunk_before_training=before)
+
+
+def pipeline(run: Run) -> None:
+    """Full-file DER: the diarization pipeline with the best checkpoint, tuned on dev, scored on
+    full test files (see :mod:`bench.evaluation.pipeline`)."""
+    spec = run.recipe.pipeline
+    if spec is None:
+        return
+    from bench.evaluation.pipeline import evaluate_pipeline, stage_summaries
+
+    run.report.say(
+        f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
+        f"{spec.tune_trials[1]} trials), then full test files"
+    )
+    with run.timed("pipeline"):
+        record, hypotheses = evaluate_pipeline(
+            run.model,
+            run.split,
+            run.audio,
+            embedding=spec.embedding,
+            trials=spec.tune_trials,
+            seed=run.recipe.seed,
+            device="cuda" if run.acc == "gpu" else "cpu",
+            also_test=extra_splits(run.options, run.split),
+            # threads: the process's own, all cores for one run and a share of them under
+            # --jobs (2 threads on 2 cores: 0.72x the wall time of 1, README "Speed")
+        )
+    run.outputs = write_hypotheses(run.run_dir, run.stem, hypotheses)
+    run.also_test = {k: AlsoTest.model_validate(v) for k, v in record.pop("also_test").items()}
+    for extra in run.also_test.values():
+        run.report.scores(f"also tested on {extra.dataset['name']}", extra.pipeline)
+    test = ScoreReport.model_validate(record.pop("test"))
+    run.report.scores("full-file pipeline", test)
+    variant = test.variant
+    tuning = record["tuning"]
+    run.report.say(
+        f"collar 0.25 s, no overlap: DER {_fmt(variant.DER if variant else None)}  | dev DER "
+        f"{_fmt(tuning['dev_der_before'])} -> {_fmt(tuning['dev_der_after'])}"
+    )
+    for line in stage_summaries(tuning):
+        run.report.say(f"  tuned {line}")
+    run.scores.pipeline = test
+    run.pipeline = record
+
+
+def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> dict[str, Any]:
+    """Write the pipeline's hypothesis RTTMs under ``run_dir``; return the record's
+    ``outputs``: paths relative to the results folder (where ``run_dir`` ends up) and sha256."""
+    outputs: dict[str, Any] = {"format": "rttm"}
+    parts = [(("dev",), hypotheses["dev"]), (("test",), hypotheses["test"])]
+    parts += [(("also_test", fp), found) for fp, found in hypotheses["also_test"].items()]
+    for keys, found in parts:
+        entries: dict[str, Any] = {}
+        for uri, annotation in found.items():
+            relative = hypothesis_path(stem, "/".join(keys), uri)
+            text = rttm_text(annotation)
+            atomic_write_text(run_dir / relative.relative_to(Path("runs") / stem), text)
+            entries[uri] = {
+                "path": relative.as_posix(),
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            }
+        target = outputs
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = entries
+    return outputs
+
+
+def add_also_test(run: Run, path: Path) -> None:
+    """Score a finished run's tuned pipeline (its best checkpoint, embedding and recorded
+    parameters) on the ``--also-test`` splits its result lacks, and add them to the result.
+    Whatever goes wrong is a warning: the finished result stays as it is."""
+    try:
+        _add_also_test(run, path)
+    except Exception as error:
+        run.report.warn(f"--also-test not added to {path.name}: {error}")
+
+
+def _add_also_test(run: Run, path: Path) -> None:
+    from bench.data.audio import AudioCache
+    from bench.evaluation.pipeline import apply_tuned
+
+    result = read_record(path)
+    done = result.also_test
+    splits = [s for s in extra_splits(run.options, run.split) if s.fingerprint not in done]
+    tuned = result.pipeline
+    if not splits:
+        return
+    if not tuned:
+        raise ValueError("the result has no pipeline scores (the run had no pipeline)")
+    model = result.best_checkpoint
+    identity = result.run_identity
+    if model is None and identity is not None and identity.epochs == 0:
+        model = (result.initial_weights or {}).get("path")  # evaluated as they are
+    if not model or not Path(model).exists():
+        raise ValueError(f"the run's weights ({model}) are gone: --force re-runs it")
+    names = ", ".join(s.name for s in splits)
+    run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
+    audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
+    acc = accelerator(run.options.device)
+    with run.timed("also_test"):
+        extra, found = apply_tuned(
+            model,
+            tuned["embedding"],
+            tuned["tuning"]["params"],
+            splits,
+            audio,
+            device="cuda" if acc == "gpu" else "cpu",
+        )
+    written = write_hypotheses(run.final_dir, run.stem, {"dev": {}, "test": {}, "also_test": found})
+    outputs = result.outputs or {"format": "rttm"}
+    outputs.setdefault("also_test", {}).update(written["also_test"])
+    added = {k: AlsoTest.model_validate(v) for k, v in extra.items()}
+    for entry in added.values():
+        run.report.scores(f"also tested on {entry.dataset['name']}", entry.pipeline)
+    run.store.write(result.model_copy(update={"also_test": {**done, **added}, "outputs": outputs}))
+
+
+def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
+    if run.logger is None:
+        return None
+    from bench.runner.tracking import finish
+
+    logger, run.logger = run.logger, None
+    if exit_code:
+        logger.experiment.finish(exit_code=exit_code)
+        return None
+    metrics = {
+        f"test/{kind}/{k}": getattr(report, k)
+        for kind in ("chunk", "pipeline")
+        if (report := getattr(run.scores, kind)) is not None
+        for k in ("DER", "Confusion", "FalseAlarm", "Miss")
+    }
+    logger.log_metrics(metrics)
+    return finish(logger)
+
+
+def record(run: Run) -> Path:
+    """Move a forced run into place, then write its result (replacing the old one atomically)."""
+    from bench.training.fit import dataloader_settings
+
+    wandb_info = _finish_logger(run)
+    fitted = run.fitted
+    best_checkpoint = str(fitted.best_checkpoint) if fitted.best_checkpoint else None
+    if run.run_dir != run.final_dir:  # --force: the new run folder replaces the old one
+        run.store.swap_in(run.run_dir, run.stem)
+        staged = str(run.run_dir)
+        best_checkpoint = best_checkpoint and best_checkpoint.replace(staged, str(run.final_dir))
+        if wandb_info:
+            wandb_info["dir"] = wandb_info["dir"].replace(staged, str(run.final_dir))
+        run.run_dir = run.final_dir
+    if run.budget is not None:
+        run.budget = {**run.budget, "optimizer_steps_run": fitted.steps}
+    result = ok_record(
+        **run.common(),
+        columns=list(EPOCH_COLUMNS),
+        best_epoch=fitted.best_epoch,
+        best_validation=fitted.best,
+        stopped_early=fitted.stopped_early,
+        best_checkpoint=best_checkpoint,
+        test=run.scores,
+        pipeline=run.pipeline,
+        also_test=run.also_test,
+        outputs=run.outputs,
+        throughput=fitted.throughput,
+        device={
+            **device_description(run.acc),
+            **dataloader_settings(run.recipe, run.acc),
+            "precision": run.precision,
+            "devices": run.options.devices,
+            "strategy": run.options.strategy,
+            "world_size": run.identity.world_size,
+            "global_batch": run.identity.global_batch,
+        },
+        wandb=wandb_info,
+    )
+    for note in progress_notes(result):
+        run.report.warn(note)
+    try:
+        return run.store.write(result)
+    except OSError as error:
+        raise OSError(
+            f"could not write the result into {run.results_dir}: {error.strerror or error}; "
+            f"the trained run is kept in {run.run_dir}: run the same command again to finish it"
+        ) from error
+
+
+def record_failure(run: Run, error: BaseException) -> Path | None:
+    """Record a failed or diverged attempt beside (never over) a good result."""
+    try:
+        _finish_logger(run, exit_code=1)
+    except Exception as wandb_error:  # the failure matters more than its W&B run
+        run.report.warn(f"could not close the W&B run: {wandb_error}")
+    diverged = isinstance(error, FloatingPointError)
+    failure = failed_record(error, traceback.format_exc(), diverged, **run.common())
+    try:
+        return run.store.write(failure)
+    except OSError as write_error:
+        run.report.say(f"could not record the failure: {write_error}", "red", "error:")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+
+
+def run_recipe(
+    path: Path,
+    options: RunOptions,
+    console: Console | Reporter | None = None,
+    split: tuple[Split, bool] | None = None,
+) -> Path:
+    """Train and evaluate one recipe file; return the path of its result JSON.
+
+    ``split`` is the (split, is_demo) pair from :func:`resolve_split`, resolved here when absent.
+    A recipe that cannot be loaded, raises, exits or diverges is recorded as a result with status
+    "failed" or "diverged" (reason and traceback), then :class:`RunFailed` is raised. Ctrl-C is
+    recorded too, then stops the command.
+    """
+    report = console if isinstance(console, Reporter) else Reporter(console)
+    quiet_known_warnings()
+    split_, demo = split or resolve_split(options)
+    run = Run(Path(path), options, split_, demo, report, options.results.resolve())
+    try:
+        resolve(run)
+        if not options.force and (done := existing_result(run)):
+            report.say(f"{run.recipe.name}: skipped, its result exists (--force re-runs it)")
+            if options.also_test:
+                with run_lock(run):
+                    add_also_test(run, done)
+            report.result(done)
+            return done
+        with run_lock(run):
+            if not options.force and (done := existing_result(run)):  # the other process's
+                report.say(f"{run.recipe.name}: skipped, another process recorded it")
+                report.result(done)
+                return done
+            announce(run)
+            assemble(run)
+            train(run)
+            evaluate(run)
+            pipeline(run)
+            out = record(run)
+        report.result(out)
+        return out
+    except KeyboardInterrupt:
+        record_failure(run, KeyboardInterrupt("interrupted (Ctrl-C)"))
+        raise
+    except (Exception, SystemExit) as error:
+        if run.ddp_child_done:
+            raise
+        if isinstance(error, SystemExit):  # a recipe or library that exits ends only its run
+            error = RuntimeError(f"sys.exit({error.code!r}) was called during the run")
+        out = record_failure(run, error)
+        status = "diverged" if isinstance(error, FloatingPointError) else "failed"
+        report.say(f"{path}: {error}", "red", f"{status}:")
+        if out is not None:
+            report.result(out)
+        raise RunFailed(str(error), out) from error
