@@ -3,7 +3,7 @@
 Three parts, each printed as a table and written to ``OUT/gpu_check.md`` and ``.json``:
 
 1. recipes: every recipe for 1 epoch of at most ``--max-batches`` batches, through ``bench run``,
-   in ``32``, ``16-mixed`` and ``bf16-mixed`` (a copy of the recipe with ``precision`` set);
+   in ``32``, ``16-mixed`` and ``bf16-mixed`` (``bench run --precision``, recorded as an override);
 2. ddp: one run of ``--ddp-recipe`` on 2 processes (``--devices 2 --strategy ddp``) when two GPUs
    are present (or ``--ddp on``);
 3. loader: ``--loader-recipe`` in its real shape (batch x chunk duration, no demo caps) for each
@@ -22,10 +22,8 @@ it needs a GPU).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -178,19 +176,6 @@ def table(rows: list[Row]) -> str:
 # --- recipes through `bench run` ---------------------------------------------------------------
 
 
-def with_precision(source: str, precision: str) -> str:
-    """The recipe's text with ``precision=`` set in its ``recipe = Recipe(...)`` call (replaced,
-    or added as the call's first argument)."""
-    call = re.search(r"^recipe\s*=\s*Recipe\(", source, re.MULTILINE)
-    if call is None:
-        raise ValueError("no `recipe = Recipe(` line to set the precision in")
-    head, body = source[: call.end()], source[call.end() :]
-    setting = re.compile(r"""(?<![\w.])precision\s*=\s*(["'])[^"']*\1""")
-    if setting.search(body):
-        return head + setting.sub(f'precision="{precision}"', body, count=1)
-    return head + f'precision="{precision}", ' + body
-
-
 def recipe_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
@@ -219,26 +204,20 @@ def bench_run(
     extra: list[str] | None = None,
     devices: int = 1,
 ) -> Row:
-    """One ``bench run`` of a copy of ``recipe`` in ``precision``, measured."""
+    """One ``bench run --precision`` of ``recipe``, measured."""
     tag = f"{recipe.stem}-{TAGS[precision]}" + (f"-ddp{devices}" if devices > 1 else "")
     row = Row(part, recipe.stem, precision, "failed", devices=devices)
     if precision == "16-mixed" and args.device == "cpu":
         row.status, row.detail = "skipped", "16-mixed needs a GPU"
-        return row
-    copy = args.out / "recipes" / f"{tag}.py"
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        source = recipe.read_text()
-        copy.write_text(source if precision == "auto" else with_precision(source, precision))
-    except (OSError, ValueError) as error:
-        row.detail = f"recipe copy: {error}"
         return row
     results = args.out / "results" / tag
     shutil.rmtree(results, ignore_errors=True)
     command = [
         BENCH,
         "run",
-        str(copy),
+        str(recipe),
+        "--precision",
+        precision,
         "--device",
         args.device,
         "--epochs",
@@ -311,17 +290,15 @@ def measure(
 
 def loader_child(args: argparse.Namespace) -> None:
     """One loader measurement, run in its own process; prints one JSON line."""
-    import lightning
     from lightning.pytorch.callbacks import Callback
 
     from bench.data import load_folder
-    from bench.data.audio import AudioCache
     from bench.demo import ensure_demo
     from bench.io import cache_root
     from bench.recipe import load_recipe
-    from bench.training.augmentation import build_augmentation
-    from bench.training.fit import fit, precision, prepare_model
-    from bench.training.task import BenchDiarization, BenchProtocol
+    from bench.results.identity import precision
+    from bench.training.assemble import assemble
+    from bench.training.fit import fit
 
     class Window(Callback):
         """Wall-clock window of the steady training batches (after the first)."""
@@ -345,22 +322,7 @@ def loader_child(args: argparse.Namespace) -> None:
     if args.loader_duration:
         changes["duration"] = args.loader_duration
     recipe = load_recipe(args.loader_recipe).with_overrides(**changes)
-    audio = AudioCache(cache / "audio")
-    for subset in split.recordings:
-        for rec in split.files(subset):
-            audio.prepare(rec.audio)
-    lightning.seed_everything(recipe.seed, workers=True, verbose=False)
-    # the index holds audio paths: one per split folder, as bench run keeps it
-    where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
-    index = cache / "tasks" / f"gpu-check-{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
-    task = BenchDiarization(
-        BenchProtocol(split),
-        recipe,
-        audio,
-        index,
-        build_augmentation(recipe.augmentation, split.root),
-    )
-    model, _ = prepare_model(recipe, task)
+    model = assemble(recipe, split, cache).model  # as `bench run` builds it
     window = Window()
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     run_dir = args.out / "loader" / f"w{args.loader_workers}"

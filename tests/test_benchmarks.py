@@ -52,7 +52,7 @@ def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe,
     import subprocess
     import sys
 
-    from bench.runner.stages import RunOptions, run_recipe
+    from bench.runner import RunOptions, run_recipe
 
     results = tmp_path / "results"
     options = RunOptions(

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from bench import leaderboard, stats
 from bench.cli import app
 from bench.io import sha256_file
+from bench.recipe import text as recipe_text
 from bench.results import (
     RunIdentity,
     ScoreReport,
@@ -218,7 +219,7 @@ def test_markdown_ranks_by_test_der_with_ties_from_the_paired_bootstrap(site, re
             der = result["test"]["chunk"]["DER"]
             found = stats.interval_of_files(file_map(result))
             assert found.n_files == n_files
-            assert row[9] == leaderboard.ci_text(stats.Interval(der, found.low, found.high, 1))
+            assert row[9] == leaderboard.text.ci_text(stats.Interval(der, found.low, found.high, 1))
             assert row[9].startswith(f"{100 * der:.1f}")
             assert ("[" in row[9]) == (n_files > 1)  # one test file: no interval
             if result is leader:
@@ -435,15 +436,15 @@ def test_no_results_gives_an_empty_leaderboard(tmp_path):
 
 
 def test_formatting_helpers():
-    assert leaderboard.pct(0.21714) == "21.7" and leaderboard.pct(None) == ""
-    assert leaderboard.rate(1e-4) == "1e-4" and leaderboard.rate(0.05) == "0.05"
-    assert leaderboard.reference_value("DiarizationErrorRate/Threshold", None) == ""
-    assert leaderboard.reference_value("DiarizationErrorRate", 0.21714) == "0.2171"
-    assert leaderboard.reference_value("loss/val", 0.4006512) == "0.40065"
-    assert leaderboard.reference_value("loss/train", math.nan) == "nan"
-    assert leaderboard.epoch_excerpt(list(range(20))) == [0, 1, 2, None, 15, 16, 17, 18, 19]
-    assert leaderboard.nice_ticks(0, 9, 6, integer=True)[-1] >= 9
-    assert leaderboard.md_escape("a|b\n<c>") == "a\\|b &lt;c&gt;"
+    assert leaderboard.text.pct(0.21714) == "21.7" and leaderboard.text.pct(None) == ""
+    assert recipe_text.rate(1e-4) == "1e-4" and recipe_text.rate(0.05) == "0.05"
+    assert leaderboard.text.reference_value("DiarizationErrorRate/Threshold", None) == ""
+    assert leaderboard.text.reference_value("DiarizationErrorRate", 0.21714) == "0.2171"
+    assert leaderboard.text.reference_value("loss/val", 0.4006512) == "0.40065"
+    assert leaderboard.text.reference_value("loss/train", math.nan) == "nan"
+    assert leaderboard.render.epoch_excerpt(list(range(20))) == [0, 1, 2, None, 15, 16, 17, 18, 19]
+    assert leaderboard.charts.nice_ticks(0, 9, 6, integer=True)[-1] >= 9
+    assert leaderboard.render.md_escape("a|b\n<c>") == "a\\|b &lt;c&gt;"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,7 +717,7 @@ def test_detail_metrics_are_new_columns(hand_site, hand_results):
         assert row[at["Ovl. DER %"]] == f"{100 * pooled(errors, 1):.1f}"
         # the HTML adds JER's bootstrap interval over files, and the speaker-count MAE
         found = stats.interval_of_files({u: f["jaccard"] for u, f in files.items()})
-        value, bracket = leaderboard.ci_parts(stats.Interval(jer, found.low, found.high, 3))
+        value, bracket = leaderboard.text.ci_parts(stats.Interval(jer, found.low, found.high, 3))
         assert f'{value}<span class="ci">{bracket}</span>' in index
         mae = statistics.mean(abs(f["speakers"][0] - f["speakers"][1]) for f in files.values())
         assert re.search(

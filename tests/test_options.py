@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lightning
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data import load_folder
-from bench.data.audio import AudioCache
 from bench.demo import generate_demo
 from bench.recipe import (
     Augmentation,
@@ -29,9 +27,10 @@ from bench.recipe import (
     Step,
     VadLoss,
 )
+from bench.training.assemble import assemble
 from bench.training.augmentation import AugmentationError, build_augmentation
-from bench.training.fit import dataloader_settings, fit, precision, prepare_model
-from bench.training.task import DER, BenchDiarization, BenchProtocol
+from bench.training.fit import dataloader_settings, fit, precision
+from bench.training.task import DER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,16 +78,7 @@ def split(tmp_path_factory):
 def train(split, max_batches: int = 2, **changes):
     data, root = split
     recipe = Recipe(**{**BASE, **changes})
-    augmentation = build_augmentation(recipe.augmentation, data.root)
-    lightning.seed_everything(recipe.seed, verbose=False)
-    task = BenchDiarization(
-        BenchProtocol(data),
-        recipe,
-        AudioCache(root / "audio"),
-        root / f"t{id(recipe)}.npz",
-        augmentation,
-    )
-    model, _ = prepare_model(recipe, task)
+    model = assemble(recipe, data, root).model
     spy = Spy()
     run_dir = root / f"run{id(recipe)}"
     fitted = fit(
@@ -309,7 +299,7 @@ def test_dry_run_and_recipe_listing(sample_split, tiny_recipe, tmp_path):
         "optimizer   Adam(lr=0.001",
         "CosineAnnealingLR",
         "bce+dice",
-        "VAD loss bce",
+        "loss        bce+dice + vad",
         "Trainable params",
         "scratch",
     ):

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,11 +24,11 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data import load_folder
-from bench.data.audio import AudioCache
 from bench.recipe import Loss, Optimizer, Recipe, Scratch, VadLoss, load_recipe
-from bench.training.fit import fit, precision, prepare_model
+from bench.training.assemble import assemble
+from bench.training.fit import fit, precision
 from bench.training.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
-from bench.training.task import DER, BenchDiarization, BenchProtocol
+from bench.training.task import DER
 
 ROOT = Path(__file__).resolve().parents[1]
 # the message CUDA autocast raises for F.binary_cross_entropy
@@ -153,12 +152,8 @@ def train(split, mode: str, kind: str, precision: str):
         precision=precision,
         seed=1,
     )
-    lightning.seed_everything(recipe.seed, verbose=False)
     name = f"{mode}-{kind}-{precision}"
-    task = BenchDiarization(
-        BenchProtocol(data), recipe, AudioCache(root / "audio"), root / f"{mode}.npz"
-    )
-    model, _ = prepare_model(recipe, task)
+    model = assemble(recipe, data, root).model
     dtypes = Dtypes()
     with RefuseBCE() as refuse:
         fitted = fit(
@@ -208,8 +203,7 @@ def test_activation_runs_in_float32_under_autocast(split, dtype):
         batch_size=2,
         duration=5.0,
     )
-    task = BenchDiarization(BenchProtocol(data), recipe, AudioCache(root / "audio"), root / "a.npz")
-    model, _ = prepare_model(recipe, task)
+    model = assemble(recipe, data, root).model
     logits = []
     model.classifier.register_forward_hook(lambda module, args, out: logits.append(out))
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
@@ -277,19 +271,22 @@ def gpu_check():
 
 
 @pytest.mark.parametrize("precision", ["32", "16-mixed", "bf16-mixed"])
-def test_gpu_check_sets_each_recipes_precision(tmp_path, precision):
-    """The script's recipe copies load, with the precision set and nothing else changed."""
-    script = gpu_check()
-    files = script.recipe_files([ROOT / "recipes"])
-    assert len(files) == len(list((ROOT / "recipes").glob("*.py"))) > 0
+def test_run_precision_overrides_every_recipe_and_is_recorded(precision):
+    """``bench run --precision`` (what the GPU check runs each recipe with) sets the precision
+    and nothing else, and records it under ``overrides`` like ``--epochs``."""
+    from bench.runner import RunOptions, effective_recipe
+
+    files = sorted((ROOT / "recipes").glob("*.py"))
+    assert files
     for path in files:
-        copy = tmp_path / f"{path.stem}.py"
-        copy.write_text(script.with_precision(path.read_text(), precision))
-        changed, original = load_recipe(copy), load_recipe(path)
-        assert changed.precision == precision
-        assert changed.with_overrides(precision=original.precision) == original
-    once = script.with_precision(files[0].read_text(), "32")
-    assert script.with_precision(once, "bf16-mixed").count("precision=") == 1
+        original = load_recipe(path)
+        ran, overrides = effective_recipe(original, RunOptions(precision=precision), demo=False)
+        assert ran.precision == precision
+        assert ran.with_overrides(precision=original.precision) == original
+        if original.precision != precision:
+            assert overrides == {"precision": {"declared": original.precision, "ran": precision}}
+    source = (ROOT / "scripts" / "gpu_check.py").read_text()
+    assert '"--precision",' in source and "with_precision" not in source
 
 
 def test_gpu_check_window_mean_utilisation_and_peak_memory():

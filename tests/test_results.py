@@ -25,7 +25,7 @@ from bench.results import (
     write_record,
 )
 from bench.results.identity import identify
-from bench.runner.stages import RunOptions, effective_recipe
+from bench.runner import RunOptions, effective_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = """

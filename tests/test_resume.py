@@ -183,8 +183,8 @@ def test_a_ray_task_hands_back_the_hypotheses_its_result_lists(tmp_path):
     from pyannote.core import Annotation, Segment
 
     from bench.results import external_record, write_record
+    from bench.runner import write_hypotheses
     from bench.runner.matrix import pack_result, unpack_result
-    from bench.runner.stages import write_hypotheses
 
     worker, driver = tmp_path / "worker", tmp_path / "driver"
     speech = Annotation(uri="a")

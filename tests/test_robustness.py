@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import bench.runner.stages
 from bench.cli import app
-from bench.runner.stages import RunFailed, RunOptions, run_recipe
+from bench.runner import RunFailed, RunOptions, run_recipe
 
 ONE_EPOCH = TINY_RECIPE.replace("epochs=2", "epochs=1")
 

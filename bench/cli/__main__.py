@@ -1,3 +1,3 @@
-from bench.cli.main import app
+from bench.cli import app
 
 app()

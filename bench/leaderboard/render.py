@@ -18,7 +18,6 @@ from bench.leaderboard.outputs import copy_outputs
 from bench.leaderboard.rank import Board, build_board
 from bench.leaderboard.select import COMPONENTS, DER_KEY, REFERENCE_COLUMNS, ResultFile, load_runs
 from bench.leaderboard.text import (
-    augmentation_text,
     best_validation,
     ci_parts,
     ci_text,
@@ -29,18 +28,16 @@ from bench.leaderboard.text import (
     error_text,
     fixed,
     flatten,
-    loss_text,
     number,
-    optimizer_text,
     pct,
     points,
     rate,
     reference_value,
-    scheduler_text,
     short_column,
     significance,
     wall_seconds,
 )
+from bench.recipe.text import augmentation_text, loss_text, optimizer_text, scheduler_text
 
 MARKER = ".bench-leaderboard"  # written into the output; only such folders are replaced
 TEMPLATES = Path(__file__).parent.parent / "templates"

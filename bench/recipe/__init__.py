@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.recipe.schema import (
     MULTILABEL_LOSSES,
     POWERSET_LOSSES,
+    PRECISIONS,
     Augmentation,
     BackgroundNoise,
     Cosine,
@@ -14,6 +15,7 @@ from bench.recipe.schema import (
     Optimizer,
     Pipeline,
     Plateau,
+    Precision,
     Pretrained,
     Recipe,
     RecipeError,
@@ -30,6 +32,7 @@ from bench.recipe.schema import (
 __all__ = [
     "MULTILABEL_LOSSES",
     "POWERSET_LOSSES",
+    "PRECISIONS",
     "Augmentation",
     "BackgroundNoise",
     "Cosine",
@@ -39,6 +42,7 @@ __all__ = [
     "Optimizer",
     "Pipeline",
     "Plateau",
+    "Precision",
     "Pretrained",
     "Recipe",
     "RecipeError",

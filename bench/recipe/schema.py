@@ -22,9 +22,13 @@ import json
 import runpy
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# what a run's training precision may be ("auto": the accelerator's best, bench.results.identity)
+Precision = Literal["auto", "32", "16-mixed", "bf16-mixed"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class RecipeError(ValueError):
@@ -257,7 +261,7 @@ class Recipe(_Strict):
     gradient_clip: float | None = Field(None, gt=0.0)
     early_stopping_patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
-    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    precision: Precision = "auto"
     pipeline: Pipeline | None = Pipeline()
     seed: int = Field(0, ge=0)
 

@@ -8,7 +8,10 @@ from pathlib import Path
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from bench.data import Split
-from bench.runner.stages import Reporter, Run, RunOptions, assemble, quiet_known_warnings, resolve
+from bench.recipe.text import loss_text
+from bench.runner.console import Reporter, quiet_known_warnings
+from bench.runner.options import RunOptions
+from bench.runner.stages import ActiveRun, assemble, resolve
 from bench.training.fit import make_optimizer, make_scheduler
 
 
@@ -17,10 +20,11 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
     the run's own resolve and assemble stages, and describe it without training."""
     quiet_known_warnings()
     data, demo = split
-    run = Run(Path(path), options, data, demo, Reporter(), options.results.resolve())
+    run = ActiveRun(Path(path), options, data, demo, Reporter(), options.results.resolve())
     resolve(run)
     task = assemble(run)
-    recipe, overrides, model, init, acc = run.recipe, run.overrides, run.model, run.init, run.acc
+    recipe, overrides, model, init = run.recipe, run.overrides, run.model, run.init
+    acc = run.accelerator
     augmentation = task.augmentation if recipe.augmentation else None
     budget = run.budget or {}
     steps_per_epoch = budget["steps_per_epoch"]  # bench.recipe.budget: pyannote's rule, one place
@@ -32,16 +36,6 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         scheduler_line = _scheduler(
             make_scheduler(recipe, optimizer, steps_per_epoch * recipe.epochs)
         )
-    loss = recipe.loss.kind
-    if "+" in loss:
-        loss += f" (weight {recipe.loss.weight:g}"
-        loss += (
-            f", alpha {recipe.loss.alpha:g}, beta {recipe.loss.beta:g})"
-            if "tversky" in loss
-            else ")"
-        )
-    elif loss == "focal":
-        loss += f" (gamma {recipe.loss.gamma:g})"
     lines = [
         f"recipe      {recipe.name} ({recipe.content_hash()}) from {path}",
         f"identity    {run.stem}",
@@ -52,12 +46,7 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         f"weights     {init.source.id} ({init.source.origin}): {init.reason}",
         f"optimizer   {optimizer_line}",
         f"scheduler   {scheduler_line}",
-        f"loss        {loss}; VAD loss "
-        + (
-            "off"
-            if recipe.vad_loss is None
-            else f"{recipe.vad_loss.kind} x {recipe.vad_loss.weight:g}"
-        ),
+        f"loss        {loss_text(recipe.resolved())}",
         f"budget      {budget['optimizer_steps']} optimizer steps, {budget['samples_seen']} "
         f"chunks, {budget['audio_hours_seen']:g} h of audio seen "
         f"({budget['train_hours']:g} h of train audio)",

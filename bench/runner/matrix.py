@@ -27,7 +27,8 @@ from bench.results import (
     output_paths,
     primary_metric,
 )
-from bench.runner.stages import RunFailed, RunOptions, run_recipe
+from bench.runner.options import RunOptions
+from bench.runner.stages import RunFailed, run_recipe
 
 
 @dataclass(frozen=True)

@@ -3,28 +3,21 @@ record."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import logging
 import os
-import re
 import shutil
-import tempfile
 import time
 import traceback
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from rich.console import Console
-from rich.markup import escape
 
-from bench.data import Split, load_folder, load_split, rttm_text
+from bench.data import Split, rttm_text
 from bench.io import atomic_write_text, cache_root, write_json
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
@@ -43,214 +36,17 @@ from bench.results import (
     read_record,
     record_stem,
 )
+from bench.runner.console import Reporter, _fmt, quiet_known_warnings
+from bench.runner.device import choose_accelerator, device_description
+from bench.runner.options import RunOptions, effective_recipe, extra_splits, resolve_split
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the stages import torch on use, so that a finished run skips without it
+    from lightning.pytorch.loggers import WandbLogger
+    from pyannote.audio import Model
+
     from bench.data.audio import AudioCache
-
-# The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks, fewer
-# epochs, batches divided by a common factor so that recipes differing in batch size stay
-# distinct), say so, and record it under "overrides".
-DEMO_PROFILE = {"epochs": 12, "duration": 5.0}
-DEMO_BATCH_DIVISOR = 8  # 64 -> 8, 128 -> 16, 256 -> 32
-
-# Warnings with nothing actionable for a bench user (bench reports head re-initialisation itself).
-_QUIET = (
-    "target_rate is required by Identity",
-    "`isinstance(treespec, LeafSpec)` is deprecated",
-    "Your `IterableDataset` has `__len__` defined",
-    "Model has been trained for a different task",
-    "The number of training batches",
-    "but have no logger configured",
-    "Targets are not (yet) supported by ApplyImpulseResponse",
-    "is required by ApplyImpulseResponse",
-)
-
-
-def quiet_known_warnings() -> None:
-    for message in _QUIET:
-        warnings.filterwarnings("ignore", message=f".*{re.escape(message)}")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@dataclass
-class RunOptions:
-    data: Path | None = None
-    protocol: str | None = None
-    results: Path = Path("results")
-    epochs: int | None = None
-    seed: int | None = None
-    device: str = "auto"
-    wandb: bool = True
-    cache_dir: Path | None = None
-    progress: bool = True
-    max_batches: int | None = None
-    force: bool = False
-    pipeline: bool = True
-    embedding: str | None = None
-    tune_trials: tuple[int, int] | None = None
-    devices: int = 1
-    strategy: str = "auto"
-    also_test: tuple[str, ...] = ()  # extra test splits: dataset folders, or "demo-ood"
-
-
-OOD_DEMO = "demo-ood"  # --also-test's name for the demo's out-of-domain split
-
-
-@functools.cache
-def load_extra_split(source: str, cache_dir: Path | None) -> Split:
-    """An extra test split (``--also-test``): a dataset folder, or :data:`OOD_DEMO`."""
-    if source == OOD_DEMO:
-        from bench.demo import ensure_ood_demo
-
-        return load_folder(ensure_ood_demo(cache_root(cache_dir)))
-    return load_folder(source)
-
-
-def extra_splits(options: RunOptions, main: Split) -> list[Split]:
-    """The ``--also-test`` splits, each once; one that is the main split is refused."""
-    splits: dict[str, Split] = {}
-    for source in options.also_test:
-        extra = load_extra_split(source, options.cache_dir)
-        if extra.fingerprint == main.fingerprint:
-            raise ValueError(f"--also-test {source}: this is the split the runs are tested on")
-        splits.setdefault(extra.fingerprint, extra)
-    return list(splits.values())
-
-
-def resolve_split(options: RunOptions) -> tuple[Split, bool]:
-    """The split to run on, and whether it is the embedded demo."""
-    if options.data is None:
-        from bench.demo import ensure_demo
-
-        return load_folder(ensure_demo(cache_root(options.cache_dir))), True
-    return load_split(options.data, options.protocol), False
-
-
-def check_writable(folder: Path) -> None:
-    """Fail early, in one line, when results cannot be written to ``folder``."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"results folder {folder} is not writable: {error.strerror or error}"
-        ) from None
-
-
-def demo_caps(recipe: Recipe) -> dict[str, Any]:
-    """The demo profile's changes to ``recipe``."""
-    caps = {k: cap for k, cap in DEMO_PROFILE.items() if getattr(recipe, k) > cap}
-    if recipe.batch_size > DEMO_BATCH_DIVISOR:
-        caps["batch_size"] = -(-recipe.batch_size // DEMO_BATCH_DIVISOR)
-    return caps
-
-
-def effective_recipe(
-    recipe: Recipe, options: RunOptions, demo: bool
-) -> tuple[Recipe, dict[str, Any]]:
-    """Apply command-line overrides and, on the demo, the demo profile; report each change.
-
-    ``--epochs`` leaves recipes with ``epochs=0`` (no fine-tuning) alone."""
-    changes: dict[str, Any] = {}
-    if options.epochs is not None and recipe.epochs > 0:
-        changes["epochs"] = options.epochs
-    if options.seed is not None:
-        changes["seed"] = options.seed
-    if not options.pipeline:
-        changes["pipeline"] = None
-    elif recipe.pipeline is not None and (options.embedding or options.tune_trials):
-        changes["pipeline"] = recipe.pipeline.model_copy(
-            update={
-                k: v
-                for k, v in (("embedding", options.embedding), ("tune_trials", options.tune_trials))
-                if v is not None
-            }
-        )
-    if demo:
-        changes.update(demo_caps(recipe.with_overrides(**changes)))
-    changes = {k: v for k, v in changes.items() if v != getattr(recipe, k)}
-    applied = {
-        k: {"declared": _plain(getattr(recipe, k)), "ran": _plain(v)} for k, v in changes.items()
-    }
-    if options.max_batches is not None:
-        applied["max_batches"] = {"declared": None, "ran": options.max_batches}
-    return recipe.with_overrides(**changes), applied
-
-
-def _plain(value: Any) -> Any:
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-
-
-# device nodes of NVIDIA (CUDA) and AMD (ROCm) drivers: without any, torch sees no GPU either
-GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
-
-
-def accelerator(device: str) -> str:
-    """``gpu`` or ``cpu``. A machine without GPU device nodes is a CPU one without asking torch,
-    so that a finished run is skipped without importing it."""
-    if device == "cpu" or (device == "auto" and not any(map(os.path.exists, GPU_DEVICE_NODES))):
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if device in {"cuda", "gpu"}:
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available")
-        return "gpu"
-    if device != "cpu":
-        raise ValueError(f"--device {device!r}: expected auto, cpu or cuda")
-    return "cpu"
-
-
-def device_description(acc: str) -> dict[str, Any]:
-    import torch
-
-    if acc == "gpu":
-        return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
-    return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-class Reporter:
-    """A run's console output. Every piece of user text (names, paths, messages) is escaped, so
-    a message that looks like Rich markup prints as itself."""
-
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(soft_wrap=True)
-
-    def say(self, text: str, style: str | None = None, label: str | None = None) -> None:
-        head = f"[{style}]{escape(label)}[/] " if label and style else ""
-        self.console.print(head + escape(text), highlight=False)
-
-    def warn(self, text: str) -> None:
-        self.say(text, "yellow", "warning:")
-
-    def result(self, path: Path) -> None:
-        self.console.print(f"result: {escape(str(path))}", highlight=False)
-
-    def epoch(self, row: dict[str, Any]) -> None:
-        der = DER_KEY
-        self.say(
-            f"epoch {row['epoch']:>3}  DER {_fmt(row[der])}  Conf {_fmt(row[f'{der}/Confusion'])}  "
-            f"FA {_fmt(row[f'{der}/FalseAlarm'])}  Miss {_fmt(row[f'{der}/Miss'])}  "
-            f"thr {_fmt(row[f'{der}/Threshold'])}  loss/val {_fmt(row['loss/val'])}  "
-            f"loss/train {_fmt(row['loss/train'])}"
-        )
-
-    def scores(self, what: str, test: ScoreReport) -> None:
-        parts = "  ".join(
-            f"{k} {_fmt(getattr(test, k))}" for k in ("DER", "Confusion", "FalseAlarm", "Miss")
-        )
-        if test.speaker_count is not None:  # full-pipeline scores
-            right = _fmt(test.speaker_count.accuracy)
-            parts += f"  JER {_fmt(test.JER)}  speaker count right {right}"
-        self.say(f"test ({what}): {parts}")
+    from bench.training.fit import Fitted, Initialisation
+    from bench.training.task import BenchDiarization
 
 
 @dataclass
@@ -293,7 +89,7 @@ def _ddp_child() -> bool:
 
 
 @dataclass
-class Run:
+class ActiveRun:
     """One run's inputs and what its stages produce."""
 
     path: Path
@@ -307,20 +103,20 @@ class Run:
     declared: Recipe | None = None
     recipe: Recipe | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    acc: str = "cpu"
+    accelerator: str = "cpu"  # "gpu" or "cpu" (bench.runner.device)
     precision: str | None = None
     identity: RunIdentity | None = None
     stem: str = ""
     run_dir: Path | None = None  # where this attempt writes (a staging folder under --force)
     audio: AudioCache | None = None
-    model: Any = None
-    init: Any = None
+    model: Model | None = None
+    init: Initialisation | None = None
     resume: RunState | None = None
-    logger: Any = None
+    logger: WandbLogger | None = None
     initial_test: dict[str, Any] = field(default_factory=dict)
     initial_validation: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
-    fitted: Any = None
+    fitted: Fitted | None = None
     scores: TestScores = field(default_factory=TestScores)
     pipeline: dict[str, Any] | None = None
     also_test: dict[str, AlsoTest] = field(default_factory=dict)
@@ -346,7 +142,7 @@ class Run:
         yield
         self.stages[stage] = time.perf_counter() - clock
 
-    def common(self) -> dict[str, Any]:
+    def record_fields(self) -> dict[str, Any]:
         """The fields every record of this run carries, whatever its status."""
         recipe = self.recipe
         return {
@@ -372,15 +168,15 @@ class Run:
 # Stages
 
 
-def resolve(run: Run) -> None:
+def resolve(run: ActiveRun) -> None:
     """Load the recipe, apply caps and overrides, and fix the run's identity and file names."""
     with run.timed("load"):
         run.declared = load_recipe(run.path)
         run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
     from bench.results.identity import identify, precision
 
-    run.acc = accelerator(run.options.device)
-    run.precision = precision(run.recipe, run.acc)
+    run.accelerator = choose_accelerator(run.options.device)
+    run.precision = precision(run.recipe, run.accelerator)
     run.identity = identify(
         run.recipe,
         run.split.fingerprint,
@@ -404,7 +200,7 @@ def resolve(run: Run) -> None:
     run.run_dir = run.store.staging_dir(run.stem) if run.options.force else run.final_dir
 
 
-def existing_result(run: Run) -> Path | None:
+def existing_result(run: ActiveRun) -> Path | None:
     """The good result of this identity, if one is recorded; an unreadable one counts as
     absent (it is named, and the run goes ahead)."""
     path, unreadable = run.store.existing(run.stem)
@@ -414,7 +210,7 @@ def existing_result(run: Run) -> Path | None:
 
 
 @contextmanager
-def run_lock(run: Run) -> Iterator[None]:
+def run_lock(run: ActiveRun) -> Iterator[None]:
     """One process at a time per run identity: a second one waits for the first, then skips."""
     if _ddp_child():  # the launching process holds it for the whole DDP group
         yield
@@ -427,11 +223,11 @@ def run_lock(run: Run) -> Iterator[None]:
         yield
 
 
-def announce(run: Run) -> None:
+def announce(run: ActiveRun) -> None:
     recipe, split = run.recipe, run.split
     run.report.say(
         f"{recipe.name} ({recipe.content_hash()}) on split {split.name} ({split.fingerprint}), "
-        f"seed {recipe.seed}, {run.acc}, {run.precision}"
+        f"seed {recipe.seed}, {run.accelerator}, {run.precision}"
     )
     changes = ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in run.overrides.items())
     if run.demo:
@@ -455,38 +251,18 @@ def announce(run: Run) -> None:
         run.report.warn(warning)
 
 
-def assemble(run: Run, index_dir: Path | None = None) -> Any:
-    """Decode the audio, build the augmentation, the task and the initial model; return the task.
+def assemble(run: ActiveRun, index_dir: Path | None = None) -> BenchDiarization:
+    """Build the run's task and initial model (:func:`bench.training.assemble.assemble`: the
+    same function the GPU check and the tests call)."""
+    from bench.training.assemble import assemble as build
 
-    ``index_dir`` holds the split's chunk index (default: the shared cache, one index per split
-    and chunk duration, built once for every recipe)."""
-    import lightning
-
-    from bench.data.audio import AudioCache
-    from bench.training.augmentation import build_augmentation
-    from bench.training.fit import prepare_model
-    from bench.training.task import BenchDiarization, BenchProtocol
-
-    recipe, split = run.recipe, run.split
     with run.timed("prepare"):
-        cache_dir = cache_root(run.options.cache_dir)
-        run.audio = AudioCache(cache_dir / "audio")
-        for subset in split.recordings:
-            for rec in split.files(subset):
-                run.audio.prepare(rec.audio)
-        lightning.seed_everything(recipe.seed, workers=True, verbose=False)
-        augmentation = build_augmentation(recipe.augmentation, split.root)
-        # the index holds audio paths, so a copy of the same split elsewhere gets its own
-        where = hashlib.sha256(split.source.encode()).hexdigest()[:8]
-        index = (index_dir or cache_dir / "tasks") / (
-            f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
-        )
-        task = BenchDiarization(BenchProtocol(split), recipe, run.audio, index, augmentation)
-        run.model, run.init = prepare_model(recipe, task)
-    return task
+        built = build(run.recipe, run.split, cache_root(run.options.cache_dir), index_dir)
+    run.audio, run.model, run.init = built.audio, built.model, built.init
+    return built.task
 
 
-def train(run: Run) -> None:
+def train(run: ActiveRun) -> None:
     """Validate the initial model, score it on test, train, keep the best checkpoint."""
     from bench.evaluation.chunks import evaluate_chunks
     from bench.training.fit import fit
@@ -544,7 +320,7 @@ def train(run: Run) -> None:
             recipe,
             run.model,
             run_dir,
-            run.acc,
+            run.accelerator,
             loggers,
             on_epoch,
             before_training,
@@ -561,7 +337,7 @@ def train(run: Run) -> None:
     check_divergence(run)
 
 
-def check_divergence(run: Run) -> None:
+def check_divergence(run: ActiveRun) -> None:
     """Refuse to evaluate a run whose own record says it diverged (bench.training.divergence)."""
     from bench.training.divergence import divergence
 
@@ -571,7 +347,7 @@ def check_divergence(run: Run) -> None:
         raise Diverged(reason)
 
 
-def evaluate(run: Run) -> None:
+def evaluate(run: ActiveRun) -> None:
     """Chunk-level test DER of the best checkpoint, at its dev-optimal threshold."""
     from bench.evaluation.chunks import evaluate_chunks
 
@@ -588,7 +364,7 @@ def evaluate(run: Run) -> None:
     run.scores = TestScores(chunk=chunk, chunk_before_training=before)
 
 
-def pipeline(run: Run) -> None:
+def pipeline(run: ActiveRun) -> None:
     """Full-file DER: the diarization pipeline with the best checkpoint, tuned on dev, scored on
     full test files (see :mod:`bench.evaluation.pipeline`)."""
     spec = run.recipe.pipeline
@@ -608,7 +384,7 @@ def pipeline(run: Run) -> None:
             embedding=spec.embedding,
             trials=spec.tune_trials,
             seed=run.recipe.seed,
-            device="cuda" if run.acc == "gpu" else "cpu",
+            device="cuda" if run.accelerator == "gpu" else "cpu",
             also_test=extra_splits(run.options, run.split),
             # threads: the process's own, all cores for one run and a share of them under
             # --jobs (2 threads on 2 cores: 0.72x the wall time of 1, README "Speed")
@@ -654,7 +430,7 @@ def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> di
     return outputs
 
 
-def add_also_test(run: Run, path: Path) -> None:
+def add_also_test(run: ActiveRun, path: Path) -> None:
     """Score a finished run's tuned pipeline (its best checkpoint, embedding and recorded
     parameters) on the ``--also-test`` splits its result lacks, and add them to the result.
     Whatever goes wrong is a warning: the finished result stays as it is."""
@@ -664,7 +440,7 @@ def add_also_test(run: Run, path: Path) -> None:
         run.report.warn(f"--also-test not added to {path.name}: {error}")
 
 
-def _add_also_test(run: Run, path: Path) -> None:
+def _add_also_test(run: ActiveRun, path: Path) -> None:
     from bench.data.audio import AudioCache
     from bench.evaluation.pipeline import apply_tuned
 
@@ -685,7 +461,7 @@ def _add_also_test(run: Run, path: Path) -> None:
     names = ", ".join(s.name for s in splits)
     run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
     audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
-    acc = accelerator(run.options.device)
+    acc = choose_accelerator(run.options.device)
     with run.timed("also_test"):
         extra, found = apply_tuned(
             model,
@@ -704,7 +480,7 @@ def _add_also_test(run: Run, path: Path) -> None:
     run.store.write(result.model_copy(update={"also_test": {**done, **added}, "outputs": outputs}))
 
 
-def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
+def _finish_logger(run: ActiveRun, exit_code: int = 0) -> dict[str, Any] | None:
     if run.logger is None:
         return None
     from bench.runner.tracking import finish
@@ -723,7 +499,7 @@ def _finish_logger(run: Run, exit_code: int = 0) -> dict[str, Any] | None:
     return finish(logger)
 
 
-def record(run: Run) -> Path:
+def record(run: ActiveRun) -> Path:
     """Move a forced run into place, then write its result (replacing the old one atomically)."""
     from bench.training.fit import dataloader_settings
 
@@ -740,7 +516,7 @@ def record(run: Run) -> Path:
     if run.budget is not None:
         run.budget = {**run.budget, "optimizer_steps_run": fitted.steps}
     result = ok_record(
-        **run.common(),
+        **run.record_fields(),
         columns=list(EPOCH_COLUMNS),
         best_epoch=fitted.best_epoch,
         best_validation=fitted.best,
@@ -752,8 +528,8 @@ def record(run: Run) -> Path:
         outputs=run.outputs,
         throughput=fitted.throughput,
         device={
-            **device_description(run.acc),
-            **dataloader_settings(run.recipe, run.acc),
+            **device_description(run.accelerator),
+            **dataloader_settings(run.recipe, run.accelerator),
             "precision": run.precision,
             "devices": run.options.devices,
             "strategy": run.options.strategy,
@@ -773,14 +549,14 @@ def record(run: Run) -> Path:
         ) from error
 
 
-def record_failure(run: Run, error: BaseException) -> Path | None:
+def record_failure(run: ActiveRun, error: BaseException) -> Path | None:
     """Record a failed or diverged attempt beside (never over) a good result."""
     try:
         _finish_logger(run, exit_code=1)
     except Exception as wandb_error:  # the failure matters more than its W&B run
         run.report.warn(f"could not close the W&B run: {wandb_error}")
     diverged = isinstance(error, FloatingPointError)
-    failure = failed_record(error, traceback.format_exc(), diverged, **run.common())
+    failure = failed_record(error, traceback.format_exc(), diverged, **run.record_fields())
     try:
         return run.store.write(failure)
     except OSError as write_error:
@@ -808,7 +584,7 @@ def run_recipe(
     report = console if isinstance(console, Reporter) else Reporter(console)
     quiet_known_warnings()
     split_, demo = split or resolve_split(options)
-    run = Run(Path(path), options, split_, demo, report, options.results.resolve())
+    run = ActiveRun(Path(path), options, split_, demo, report, options.results.resolve())
     try:
         resolve(run)
         if not options.force and (done := existing_result(run)):

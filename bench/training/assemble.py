@@ -36,9 +36,7 @@ def index_path(split: Split, recipe: Recipe, folder: Path) -> Path:
     return folder / f"{split.fingerprint}-{where}-{recipe.duration:g}s.npz"
 
 
-def assemble(
-    recipe: Recipe, split: Split, cache: Path, index_dir: Path | None = None
-) -> Assembled:
+def assemble(recipe: Recipe, split: Split, cache: Path, index_dir: Path | None = None) -> Assembled:
     """Decode the split's audio into ``cache/audio``, seed everything with the recipe's seed,
     build its augmentation, the task (index in ``index_dir``, default ``cache/tasks``) and the
     initial model."""

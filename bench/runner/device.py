@@ -1,0 +1,36 @@
+"""Which accelerator a run uses, decided without importing torch where the machine has no GPU
+(so a finished run is skipped quickly), and how the record describes it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# device nodes of NVIDIA (CUDA) and AMD (ROCm) drivers: without any, torch sees no GPU either
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+
+
+def choose_accelerator(device: str) -> str:
+    """``gpu`` or ``cpu``. A machine without GPU device nodes is a CPU one without asking torch,
+    so that a finished run is skipped without importing it."""
+    if device == "cpu" or (device == "auto" and not any(map(os.path.exists, GPU_DEVICE_NODES))):
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device in {"cuda", "gpu"}:
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        return "gpu"
+    if device != "cpu":
+        raise ValueError(f"--device {device!r}: expected auto, cpu or cuda")
+    return "cpu"
+
+
+def device_description(acc: str) -> dict[str, Any]:
+    import torch
+
+    if acc == "gpu":
+        return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
+    return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
