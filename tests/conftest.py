@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import TINY_RECIPE, make_sample_split
+from helpers import TINY_RECIPE, browser, make_sample_split
+
+__all__ = ["browser"]  # the fixture lives in helpers.py (a subprocess test imports it there)
 
 
 @pytest.fixture
@@ -35,3 +37,19 @@ def one_torch_thread():
 
     with torch_threads(1):
         yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the ``browser`` fixture carry the ``browser`` marker (``-m browser``);
+    ``gpu`` tests skip on a machine without CUDA."""
+    cuda = None
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("gpu") is not None:
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))

@@ -88,8 +88,7 @@ def test_skipping_a_finished_run(benchmark, tmp_path, sample_split, tiny_recipe,
 
 @pytest.fixture(scope="module")
 def pipeline_parts(tmp_path_factory, one_torch_thread):
-    from helpers import make_sample_split
-    from test_pipeline import MarginalMultilabel
+    from helpers import MarginalMultilabel, make_sample_split
 
     from bench.evaluation.pipeline import BenchSpeakerDiarization, pipeline_file
     from bench.models.embeddings import resolve_embedding
@@ -151,7 +150,7 @@ def test_pipeline_clustering(benchmark, pipeline_parts):
 
 def test_pipeline_tuning(benchmark, pipeline_parts):
     """Two-stage tuning on one 30 s dev file (2 + 2 trials): one embedding pass, as in a run."""
-    from bench.evaluation.pipeline import tune
+    from bench.evaluation.tuning import tune
 
     pipeline, embedding, file, duration = pipeline_parts
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")}]

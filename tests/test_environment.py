@@ -212,7 +212,7 @@ def test_a_finished_run_reruns_after_an_upgrade_and_is_ranked_apart(
 def test_a_record_from_before_the_environment_keeps_its_identity():
     """An identity without an environment (bench 0.2) keeps the digest its file name has (a
     record bench 0.2.0 wrote, committed as it was)."""
-    old = ROOT / "tests" / "data" / "adam-s0-e1-b4-2e5604c0a0e7.json"
+    old = ROOT / "tests" / "fixtures" / "adam-s0-e1-b4-2e5604c0a0e7.json"
     identity = read_record(old).run_identity
     assert identity.environment is None and old.stem.endswith(identity.digest)
 

@@ -53,7 +53,6 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,13 +63,12 @@ from pyannote.audio.pipelines.clustering import Clustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 from pyannote.core import Annotation
 from pyannote.metrics.diarization import DiarizationErrorRate
-from pyannote.pipeline import Optimizer
 from pyannote.pipeline.parameter import ParamDict, Uniform
 
 from bench.data import SAMPLE_RATE, Recording, Split
 from bench.data.audio import AudioCache
 from bench.evaluation.scoring import PRIMARY, Scorer
-from bench.models.embeddings import DEFAULT_EMBEDDING, resolve_embedding
+from bench.models.embeddings import DEFAULT_EMBEDDING
 
 SEGMENTATION_STEP = 0.1  # ratio of the segmentation window (pyannote's default)
 CLUSTERING_METHOD = "centroid"
@@ -78,8 +76,8 @@ MIN_CLUSTER_SIZE = 15
 # initial ("before tuning") values: 0.5 for sigmoid scores; pyannote/speaker-diarization-3.1's
 # centroid-linkage threshold for the clustering
 INITIAL_SEGMENTATION_THRESHOLD = 0.5
+DEFAULT_TRIALS = (10, 10)  # tuning trials per stage (segmentation, clustering)
 INITIAL_CLUSTERING_THRESHOLD = 0.7045654963945799
-DEFAULT_TRIALS = (10, 10)
 
 _QUIET = (
     "The detected number of speakers",  # pyannote's warning on very short files
@@ -227,64 +225,6 @@ def pipeline_file(rec: Recording, audio: AudioCache, with_reference: bool) -> di
 Hypotheses = dict[str, Annotation]
 
 
-def score_dev(
-    pipeline: BenchSpeakerDiarization, params: dict, files: list[dict], variants=None
-) -> tuple[dict[str, Any], Hypotheses]:
-    """Dev scores of ``pipeline`` with ``params`` (training mode: cached segmentations and, for
-    an unchanged segmentation threshold, embeddings) and its hypotheses."""
-    pipeline.instantiate(params)
-    pipeline.training = True
-    scorer = Scorer({} if variants is None else variants)
-    hypotheses: Hypotheses = {}
-    try:
-        for file in files:
-            hypothesis = pipeline(file)
-            hypothesis.uri = file["uri"]
-            hypotheses[file["uri"]] = hypothesis
-            scorer.add(file["uri"], file["annotation"], hypothesis, file["annotated"])
-    finally:
-        pipeline.training = False
-    return scorer.report(), hypotheses
-
-
-def _sampler(seed: int, trials: int):
-    from optuna.samplers import TPESampler
-
-    # optuna's default of 10 random start-up trials would make a 10-trial study a random search
-    return TPESampler(seed=seed, n_startup_trials=max(1, min(10, trials // 2)))
-
-
-def tune_stage(
-    pipeline: BenchSpeakerDiarization,
-    files: list[dict],
-    frozen: dict,
-    start: dict,
-    trials: int,
-    seed: int,
-) -> tuple[dict, float, float]:
-    """Optimise the non-frozen parameters of ``pipeline`` on ``files``; the first trial is
-    ``start``. Returns the best parameters (frozen ones included), their dev DER and the dev DER
-    of ``start``."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pipeline.freeze(frozen)
-    optimizer = Optimizer(pipeline, sampler=_sampler(seed, trials))
-    result = optimizer.tune(files, n_iterations=trials, warm_start=start, show_progress=False)
-    first = optimizer.study_.trials[0].value
-    return result["params"], float(result["loss"]), float(first)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for key, value in update.items():
-        if isinstance(value, dict):
-            merged[key] = {**merged.get(key, {}), **value}
-        else:
-            merged[key] = value
-    return merged
-
-
 def _plain(value: Any) -> Any:
     """JSON-able copy of a parameter dict (numpy scalars -> Python)."""
     if isinstance(value, dict):
@@ -292,152 +232,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-@_quiet()
-def tune(
-    segmentation: Model,
-    embedding: BaseInference,
-    dev: list[dict],
-    trials: tuple[int, int] = DEFAULT_TRIALS,
-    seed: int = 0,
-    embedding_name: str = DEFAULT_EMBEDDING,
-    batch_size: int = 32,
-) -> tuple[BenchSpeakerDiarization, dict[str, Any], Hypotheses]:
-    """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
-    in the reference write-up's two stages; return it instantiated with the tuned parameters,
-    the record, and its dev hypotheses."""
-    started = time.perf_counter()
-    # pyannote's training caches live in the file dicts and do not know which model filled them
-    dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")} for file in dev]
-    kwargs = {
-        "embedding_name": embedding_name,
-        "segmentation_batch_size": batch_size,
-        "embedding_batch_size": batch_size,
-    }
-    pipeline = BenchSpeakerDiarization(segmentation, embedding, **kwargs)
-    initial = pipeline.initial_parameters()
-    stages: list[dict[str, Any]] = []
-
-    # stage 1: segmentation threshold with oracle clustering (multilabel models only)
-    segmentation_params = dict(initial["segmentation"])
-    if pipeline.powerset or trials[0] <= 0:
-        stages.append(
-            {
-                "name": "segmentation",
-                "trials": 0,
-                "skipped": "powerset model: no segmentation threshold to tune"
-                if pipeline.powerset
-                else "no trials requested",
-            }
-        )
-    else:
-        oracle = BenchSpeakerDiarization(
-            segmentation, embedding, clustering="OracleClustering", **kwargs
-        )
-        clock = time.perf_counter()
-        best, loss, start = tune_stage(
-            oracle,
-            dev,
-            frozen={"segmentation": {"min_duration_off": 0.0}},
-            start={"segmentation": {"threshold": INITIAL_SEGMENTATION_THRESHOLD}},
-            trials=trials[0],
-            seed=seed,
-        )
-        segmentation_params = {
-            "threshold": float(best["segmentation"]["threshold"]),
-            "min_duration_off": 0.0,
-        }
-        stages.append(
-            {
-                "name": "segmentation",
-                "clustering": "OracleClustering",
-                "tuned": ["segmentation.threshold"],
-                "frozen": {"segmentation.min_duration_off": 0.0},
-                "trials": trials[0],
-                "start": {"segmentation.threshold": INITIAL_SEGMENTATION_THRESHOLD},
-                "start_dev_der": start,
-                "best": _plain(best),
-                "dev_der": loss,
-                "wall_time_s": round(time.perf_counter() - clock, 3),
-            }
-        )
-
-    # stage 2: clustering threshold, segmentation frozen, centroid linkage; its first trial
-    # embeds dev at the stage-1 threshold and every later trial reuses those embeddings
-    clustering_frozen = {"method": CLUSTERING_METHOD, "min_cluster_size": MIN_CLUSTER_SIZE}
-    params = _merge(initial, {"segmentation": segmentation_params})
-    if trials[1] > 0:
-        clock = time.perf_counter()
-        best, loss, start = tune_stage(
-            pipeline,
-            dev,
-            frozen={"segmentation": segmentation_params, "clustering": clustering_frozen},
-            start={"clustering": {"threshold": INITIAL_CLUSTERING_THRESHOLD}},
-            trials=trials[1],
-            seed=seed,
-        )
-        params = _merge(params, {"clustering": {"threshold": best["clustering"]["threshold"]}})
-        stages.append(
-            {
-                "name": "clustering",
-                "clustering": "AgglomerativeClustering",
-                "tuned": ["clustering.threshold"],
-                "frozen": {
-                    **{f"segmentation.{k}": v for k, v in segmentation_params.items()},
-                    **{f"clustering.{k}": v for k, v in clustering_frozen.items()},
-                },
-                "trials": trials[1],
-                "start": {"clustering.threshold": INITIAL_CLUSTERING_THRESHOLD},
-                "start_dev_der": start,
-                "best": _plain(best),
-                "dev_der": loss,
-                "wall_time_s": round(time.perf_counter() - clock, 3),
-            }
-        )
-    else:
-        stages.append({"name": "clustering", "trials": 0, "skipped": "no trials requested"})
-
-    after, hypotheses = score_dev(pipeline, params, dev)
-    # the initial parameters share the tuned ones' embeddings only at the same threshold
-    before = None
-    if segmentation_params == initial["segmentation"]:
-        before = after if params == initial else score_dev(pipeline, initial, dev)[0]
-    # a fresh pipeline: the tuned one has frozen parameters
-    tuned = BenchSpeakerDiarization(segmentation, embedding, **kwargs).instantiate(params)
-    record = {
-        "trials": {"segmentation": stages[0]["trials"], "clustering": stages[1]["trials"]},
-        "trials_requested": list(trials),
-        "seed": seed,
-        "sampler": "optuna TPESampler(seed, n_startup_trials=min(10, trials // 2))",
-        "initial_params": _plain(initial),
-        "params": _plain(params),
-        "dev_der_before": None if before is None else before["DER"],
-        "dev_der_after": after["DER"],
-        "dev_before": before,
-        "dev_after": after,
-        "dev_files": len(dev),
-        "stages": stages,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    return tuned, record, hypotheses
-
-
-def stage_summaries(tuning: dict[str, Any]) -> list[str]:
-    """One line per tuned stage of a tuning record: the parameter's move and dev DER's."""
-    lines = []
-    for stage in tuning.get("stages", []):
-        if "start" not in stage:
-            continue
-        ((name, start),) = stage["start"].items()
-        section, _, key = name.partition(".")
-        best = stage["best"][section][key]
-        how = " with oracle clustering" if stage["clustering"] == "OracleClustering" else ""
-        lines.append(
-            f"{name} {start:.4g} -> {best:.4g}: dev DER{how} "
-            f"{stage['start_dev_der']:.4f} -> {stage['dev_der']:.4f}"
-        )
-    return lines
 
 
 def apply_to_test(
@@ -482,93 +276,6 @@ def score_splits(
     return extra, hypotheses
 
 
-def apply_tuned(
-    segmentation_model: Model | str | Path,
-    embedding: dict[str, Any],
-    params: dict,
-    splits: Sequence[Split],
-    audio_cache: AudioCache,
-    device: str | torch.device = "cpu",
-    threads: int | None = None,
-    batch_size: int = 32,
-) -> tuple[dict[str, Any], dict[str, Hypotheses]]:
-    """A pipeline tuned earlier (its checkpoint, embedding and recorded parameters) applied to
-    more splits' test files, as :func:`evaluate_pipeline` applies it to ``also_test``.
-    ``embedding`` is the recorded ``pipeline.embedding``: another file under its name (a hub
-    revision that moved, a local file that changed) is refused."""
-    with torch_threads(threads):
-        target = _device(device)
-        embedder, info = resolve_embedding(embedding["name"], device=target)
-        if info.sha256 != embedding.get("sha256"):
-            raise ValueError(
-                f"embedding {embedding['name']!r} resolves to another file now (sha256 "
-                f"{info.sha256}, recorded {embedding.get('sha256')})"
-            )
-        model, _ = _segmentation_model(segmentation_model)
-        model.eval().to(target)
-        pipeline = BenchSpeakerDiarization(
-            model,
-            embedder,
-            embedding_name=embedding["name"],
-            segmentation_batch_size=batch_size,
-            embedding_batch_size=batch_size,
-        ).instantiate(params)
-        return score_splits(pipeline, splits, audio_cache)
-
-
-def _device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device in {"cuda", "gpu"} and not torch.cuda.is_available():
-        raise ValueError("device cuda: no CUDA device is available")
-    return torch.device("cuda" if device == "gpu" else device)
-
-
-def _segmentation_model(model: Model | str | Path) -> tuple[Model, dict[str, Any]]:
-    if isinstance(model, Model):
-        return model, {"source": "in-memory model"}
-    from bench.models.weights import load_initial
-    from bench.recipe import Pretrained
-
-    loaded, source = load_initial(Pretrained(id=str(model)))
-    return loaded, {"source": source.id, "origin": source.origin, "sha256": source.sha256}
-
-
-def evaluate_pipeline(
-    segmentation_model: Model | str | Path,
-    split: Split,
-    audio_cache: AudioCache,
-    embedding: str | None = DEFAULT_EMBEDDING,
-    trials: tuple[int, int] = DEFAULT_TRIALS,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    batch_size: int = 32,
-    threads: int | None = None,
-    also_test: Sequence[Split] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tune the diarization pipeline on ``split``'s dev files, apply it to its full test files
-    (and to the test files of each ``also_test`` split), and return a JSON-able record
-    (embedding, tuning, test scores, RTFs, ``also_test`` scores keyed by fingerprint) and the
-    hypotheses: ``{"dev": {uri: Annotation}, "test": {...}, "also_test": {fingerprint: {...}}}``.
-
-    ``threads`` sets torch's intra-op threads for the call (restored afterwards; None keeps the
-    process's, which ``OMP_NUM_THREADS`` sets)."""
-    with torch_threads(threads):
-        return _evaluate(
-            segmentation_model,
-            split,
-            audio_cache,
-            embedding,
-            trials,
-            seed,
-            device,
-            batch_size,
-            also_test,
-        )
-
-
 @contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Temporarily set torch's intra-op thread count (no-op for None)."""
@@ -579,58 +286,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def _evaluate(
-    segmentation_model: Model | str | Path,
-    split: Split,
-    audio_cache: AudioCache,
-    embedding: str | None,
-    trials: tuple[int, int],
-    seed: int,
-    device: str | torch.device,
-    batch_size: int,
-    also_test: Sequence[Split] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    started = time.perf_counter()
-    target = _device(device)
-    model, segmentation_info = _segmentation_model(segmentation_model)
-    model.eval().to(target)
-    embedder, info = resolve_embedding(embedding, device=target)
-    dev = [pipeline_file(rec, audio_cache, with_reference=True) for rec in split.files("dev")]
-    name = embedding or DEFAULT_EMBEDDING
-    pipeline, tuning, dev_hypotheses = tune(model, embedder, dev, trials, seed, name, batch_size)
-    clock = time.perf_counter()
-    test, rtf, test_hypotheses = apply_to_test(pipeline, split.files("test"), audio_cache)
-    test_time = time.perf_counter() - clock
-    extra, found = score_splits(pipeline, also_test, audio_cache)
-    hypotheses = {"dev": dev_hypotheses, "test": test_hypotheses, "also_test": found}
-    specifications = model.specifications
-    return {
-        "embedding": info.as_dict(),
-        "segmentation": {
-            **segmentation_info,
-            "powerset": bool(specifications.powerset),
-            "duration": float(specifications.duration),
-            "step": SEGMENTATION_STEP,
-        },
-        "clustering": {
-            "name": "AgglomerativeClustering",
-            "method": CLUSTERING_METHOD,
-            "min_cluster_size": MIN_CLUSTER_SIZE,
-        },
-        "tuning": tuning,
-        "test": test,
-        "also_test": extra,
-        "rtf": rtf,
-        "device": str(target),
-        "threads": torch.get_num_threads(),
-        "wall_time_s": {
-            "tuning": tuning["wall_time_s"],
-            "test": round(test_time, 3),
-            "total": round(time.perf_counter() - started, 3),
-        },
-    }, hypotheses
 
 
 def single_speaker_hypothesis(reference: Annotation, label: str = "speaker") -> Annotation:

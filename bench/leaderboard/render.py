@@ -31,13 +31,18 @@ from bench.leaderboard.text import (
     number,
     pct,
     points,
-    rate,
     reference_value,
     short_column,
     significance,
     wall_seconds,
 )
-from bench.recipe.text import augmentation_text, loss_text, optimizer_text, scheduler_text
+from bench.recipe.text import (
+    augmentation_text,
+    loss_text,
+    optimizer_text,
+    rate,
+    scheduler_text,
+)
 
 MARKER = ".bench-leaderboard"  # written into the output; only such folders are replaced
 TEMPLATES = Path(__file__).parent.parent / "templates"

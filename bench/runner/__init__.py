@@ -1,7 +1,8 @@
 """Running recipes: what a run was asked (:mod:`.options`), where it runs (:mod:`.device`),
-what it prints (:mod:`.console`), its named stages (:mod:`.stages`), many runs and their
-summary (:mod:`.matrix`); ``--dry-run`` (:mod:`.dryrun`) and W&B (:mod:`.tracking`) are
-imported on use. Nothing here imports torch, so a finished run is skipped quickly."""
+what it prints (:mod:`.console`), its named stages (:mod:`.stages`) and their end
+(:mod:`.recording`), many runs and their summary (:mod:`.matrix`); ``--dry-run``
+(:mod:`.dryrun`) and W&B (:mod:`.tracking`) are imported on use. Nothing here imports torch,
+so a finished run is skipped quickly."""
 
 from __future__ import annotations
 
@@ -37,25 +38,27 @@ from bench.runner.options import (
     load_extra_split,
     resolve_split,
 )
+from bench.runner.recording import (
+    add_also_test,
+    record,
+    record_failure,
+    write_hypotheses,
+)
 from bench.runner.stages import (
     ActiveRun,
     Diverged,
     RunFailed,
     RunState,
-    add_also_test,
     announce,
     assemble,
     check_divergence,
     evaluate,
     existing_result,
     pipeline,
-    record,
-    record_failure,
     resolve,
     run_lock,
     run_recipe,
     train,
-    write_hypotheses,
 )
 
 __all__ = [

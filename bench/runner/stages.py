@@ -3,12 +3,10 @@ record."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -17,28 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bench.data import Split, rttm_text
-from bench.io import atomic_write_text, cache_root, write_json
+from bench.data import Split
+from bench.io import cache_root, write_json
 from bench.recipe import Recipe, load_recipe
 from bench.results import (
     DER_KEY,
-    EPOCH_COLUMNS,
     AlsoTest,
     ResultStore,
     RunIdentity,
     ScoreReport,
     TestScores,
-    failed_record,
-    hypothesis_path,
     now,
-    ok_record,
-    progress_notes,
-    read_record,
     record_stem,
 )
 from bench.runner.console import Reporter, _fmt, quiet_known_warnings
-from bench.runner.device import choose_accelerator, device_description
+from bench.runner.device import choose_accelerator
 from bench.runner.options import RunOptions, effective_recipe, extra_splits, resolve_split
+from bench.runner.recording import add_also_test, record, record_failure, write_hypotheses
 
 if TYPE_CHECKING:  # the stages import torch on use, so that a finished run skips without it
     from lightning.pytorch.loggers import WandbLogger
@@ -370,7 +363,8 @@ def pipeline(run: ActiveRun) -> None:
     spec = run.recipe.pipeline
     if spec is None:
         return
-    from bench.evaluation.pipeline import evaluate_pipeline, stage_summaries
+    from bench.evaluation.diarize import evaluate_pipeline
+    from bench.evaluation.tuning import stage_summaries
 
     run.report.say(
         f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
@@ -405,163 +399,6 @@ def pipeline(run: ActiveRun) -> None:
         run.report.say(f"  tuned {line}")
     run.scores.pipeline = test
     run.pipeline = record
-
-
-def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> dict[str, Any]:
-    """Write the pipeline's hypothesis RTTMs under ``run_dir``; return the record's
-    ``outputs``: paths relative to the results folder (where ``run_dir`` ends up) and sha256."""
-    outputs: dict[str, Any] = {"format": "rttm"}
-    parts = [(("dev",), hypotheses["dev"]), (("test",), hypotheses["test"])]
-    parts += [(("also_test", fp), found) for fp, found in hypotheses["also_test"].items()]
-    for keys, found in parts:
-        entries: dict[str, Any] = {}
-        for uri, annotation in found.items():
-            relative = hypothesis_path(stem, "/".join(keys), uri)
-            text = rttm_text(annotation)
-            atomic_write_text(run_dir / relative.relative_to(Path("runs") / stem), text)
-            entries[uri] = {
-                "path": relative.as_posix(),
-                "sha256": hashlib.sha256(text.encode()).hexdigest(),
-            }
-        target = outputs
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = entries
-    return outputs
-
-
-def add_also_test(run: ActiveRun, path: Path) -> None:
-    """Score a finished run's tuned pipeline (its best checkpoint, embedding and recorded
-    parameters) on the ``--also-test`` splits its result lacks, and add them to the result.
-    Whatever goes wrong is a warning: the finished result stays as it is."""
-    try:
-        _add_also_test(run, path)
-    except Exception as error:
-        run.report.warn(f"--also-test not added to {path.name}: {error}")
-
-
-def _add_also_test(run: ActiveRun, path: Path) -> None:
-    from bench.data.audio import AudioCache
-    from bench.evaluation.pipeline import apply_tuned
-
-    result = read_record(path)
-    done = result.also_test
-    splits = [s for s in extra_splits(run.options, run.split) if s.fingerprint not in done]
-    tuned = result.pipeline
-    if not splits:
-        return
-    if not tuned:
-        raise ValueError("the result has no pipeline scores (the run had no pipeline)")
-    model = result.best_checkpoint
-    identity = result.run_identity
-    if model is None and identity is not None and identity.epochs == 0:
-        model = (result.initial_weights or {}).get("path")  # evaluated as they are
-    if not model or not Path(model).exists():
-        raise ValueError(f"the run's weights ({model}) are gone: --force re-runs it")
-    names = ", ".join(s.name for s in splits)
-    run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
-    audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
-    acc = choose_accelerator(run.options.device)
-    with run.timed("also_test"):
-        extra, found = apply_tuned(
-            model,
-            tuned["embedding"],
-            tuned["tuning"]["params"],
-            splits,
-            audio,
-            device="cuda" if acc == "gpu" else "cpu",
-        )
-    written = write_hypotheses(run.final_dir, run.stem, {"dev": {}, "test": {}, "also_test": found})
-    outputs = result.outputs or {"format": "rttm"}
-    outputs.setdefault("also_test", {}).update(written["also_test"])
-    added = {k: AlsoTest.model_validate(v) for k, v in extra.items()}
-    for entry in added.values():
-        run.report.scores(f"also tested on {entry.dataset['name']}", entry.pipeline)
-    run.store.write(result.model_copy(update={"also_test": {**done, **added}, "outputs": outputs}))
-
-
-def _finish_logger(run: ActiveRun, exit_code: int = 0) -> dict[str, Any] | None:
-    if run.logger is None:
-        return None
-    from bench.runner.tracking import finish
-
-    logger, run.logger = run.logger, None
-    if exit_code:
-        logger.experiment.finish(exit_code=exit_code)
-        return None
-    metrics = {
-        f"test/{kind}/{k}": getattr(report, k)
-        for kind in ("chunk", "pipeline")
-        if (report := getattr(run.scores, kind)) is not None
-        for k in ("DER", "Confusion", "FalseAlarm", "Miss")
-    }
-    logger.log_metrics(metrics)
-    return finish(logger)
-
-
-def record(run: ActiveRun) -> Path:
-    """Move a forced run into place, then write its result (replacing the old one atomically)."""
-    from bench.training.fit import dataloader_settings
-
-    wandb_info = _finish_logger(run)
-    fitted = run.fitted
-    best_checkpoint = str(fitted.best_checkpoint) if fitted.best_checkpoint else None
-    if run.run_dir != run.final_dir:  # --force: the new run folder replaces the old one
-        run.store.swap_in(run.run_dir, run.stem)
-        staged = str(run.run_dir)
-        best_checkpoint = best_checkpoint and best_checkpoint.replace(staged, str(run.final_dir))
-        if wandb_info:
-            wandb_info["dir"] = wandb_info["dir"].replace(staged, str(run.final_dir))
-        run.run_dir = run.final_dir
-    if run.budget is not None:
-        run.budget = {**run.budget, "optimizer_steps_run": fitted.steps}
-    result = ok_record(
-        **run.record_fields(),
-        columns=list(EPOCH_COLUMNS),
-        best_epoch=fitted.best_epoch,
-        best_validation=fitted.best,
-        stopped_early=fitted.stopped_early,
-        best_checkpoint=best_checkpoint,
-        test=run.scores,
-        pipeline=run.pipeline,
-        also_test=run.also_test,
-        outputs=run.outputs,
-        throughput=fitted.throughput,
-        device={
-            **device_description(run.accelerator),
-            **dataloader_settings(run.recipe, run.accelerator),
-            "precision": run.precision,
-            "devices": run.options.devices,
-            "strategy": run.options.strategy,
-            "world_size": run.identity.world_size,
-            "global_batch": run.identity.global_batch,
-        },
-        wandb=wandb_info,
-    )
-    for note in progress_notes(result):
-        run.report.warn(note)
-    try:
-        return run.store.write(result)
-    except OSError as error:
-        raise OSError(
-            f"could not write the result into {run.results_dir}: {error.strerror or error}; "
-            f"the trained run is kept in {run.run_dir}: run the same command again to finish it"
-        ) from error
-
-
-def record_failure(run: ActiveRun, error: BaseException) -> Path | None:
-    """Record a failed or diverged attempt beside (never over) a good result."""
-    try:
-        _finish_logger(run, exit_code=1)
-    except Exception as wandb_error:  # the failure matters more than its W&B run
-        run.report.warn(f"could not close the W&B run: {wandb_error}")
-    diverged = isinstance(error, FloatingPointError)
-    failure = failed_record(error, traceback.format_exc(), diverged, **run.record_fields())
-    try:
-        return run.store.write(failure)
-    except OSError as write_error:
-        run.report.say(f"could not record the failure: {write_error}", "red", "error:")
-        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SAMPLE_WAV
-from test_data import add_silent_file, truncate, write_database_yml
-from test_demo import DEMO_FINGERPRINT
+from helpers import DEMO_FINGERPRINT, SAMPLE_WAV, add_silent_file, truncate, write_database_yml
 from typer.testing import CliRunner
 
 from bench.cli import app

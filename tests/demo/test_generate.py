@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import DEMO_FINGERPRINT
 
 from bench.data import SAMPLE_RATE
 from bench.demo import (
@@ -37,7 +38,7 @@ from bench.demo import (
     verify_demo,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = {"train": 3, "dev": 2, "test": 2}
 
 
@@ -242,7 +243,6 @@ def test_ensure_demo_generates_the_default_split_once_even_when_racing(tmp_path:
 # The default demo split's dataset fingerprint (bench.data.load_folder): the committed gate
 # baseline (leaderboard/baseline/*.json) was run on it, so a machine that generates other bytes
 # gets every gate pair refused. Regenerating it anywhere must give this value.
-DEMO_FINGERPRINT = "068e68d9b1b44588"
 # What no build of numpy may dispatch to when the CPU is restricted (numpy's own list), and
 # glibc's libm/string variants for newer CPUs switched off: a CPU without AVX, AVX2, FMA, AVX-512.
 _OLD_CPU_GLIBC = "glibc.cpu.hwcaps=-AVX512F,-AVX512DQ,-AVX512VL,-AVX512BW,-AVX2,-FMA,-FMA4,-AVX"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SAMPLE_RTTM, SAMPLE_WAV
+from helpers import SAMPLE_RTTM, SAMPLE_WAV, add_silent_file, truncate, write_database_yml
 
 from bench.data import (
     AUDIO_END_TOLERANCE,
@@ -106,12 +106,6 @@ def test_bad_uem(sample_split):
     expect_error(sample_split, f"{path}:1:", "end 5.0 is not after start 10.0")
     path.write_text("sample_train 1 30.02 30.08\n")  # past the end, within the tolerance
     expect_error(sample_split, str(path), "outside the audio")
-
-
-def truncate(wav: Path, seconds: float) -> None:
-    """Keep the first ``seconds`` of a wav file, as an interrupted copy would."""
-    data, rate = sf.read(wav, dtype="int16")
-    sf.write(wav, data[: round(seconds * rate)], rate, subtype="PCM_16")
 
 
 def test_a_uem_beyond_the_end_of_truncated_audio_is_refused(sample_split):
@@ -228,28 +222,6 @@ def turns(annotation) -> list[tuple[float, float, str]]:
     return sorted((s.start, s.end, label) for s, _, label in tracks)
 
 
-def write_database_yml(root: Path, name: str, uem: bool = True) -> Path:
-    """A database.yml over a sample split folder, protocol ``Sample.SpeakerDiarization.{name}``
-    reading ``{subset}.rttm`` (and ``{subset}.uem``), copied from the folder's files."""
-    for subset in ("train", "dev", "test"):
-        for kind in ("rttm", "uem") if uem else ("rttm",):
-            text = (root / subset / kind / f"sample_{subset}.{kind}").read_text()
-            (root / f"{subset}.{kind}").write_text(text)
-    yml = root / "database.yml"
-    yml.write_text(
-        "Databases:\n"
-        "  Sample:\n"
-        + "".join(f"    - {root}/{s}/wav/{{uri}}.wav\n" for s in ("train", "dev", "test"))
-        + f"Protocols:\n  Sample:\n    SpeakerDiarization:\n      {name}:\n"
-        + "".join(
-            f"        {method}:\n          uri: {s}.txt\n          annotation: {s}.rttm\n"
-            + (f"          annotated: {s}.uem\n" if uem else "")
-            for method, s in (("train", "train"), ("development", "dev"), ("test", "test"))
-        )
-    )
-    return yml
-
-
 def test_database_yml_protocol_gives_the_same_recordings(sample_split):
     yml = write_database_yml(sample_split, "Mine")
     split = load_protocol(yml, "Sample.SpeakerDiarization.Mine")
@@ -261,14 +233,6 @@ def test_database_yml_protocol_gives_the_same_recordings(sample_split):
     assert split.fingerprint == load_protocol(yml, "Sample.SpeakerDiarization.Mine").fingerprint
     with pytest.raises(DataError, match=r"Sample\.SpeakerDiarization\.Other"):
         load_protocol(yml, "Sample.SpeakerDiarization.Other")
-
-
-def add_silent_file(root: Path, subset: str, uri: str = "silent", audio: Path = SAMPLE_WAV) -> None:
-    """Add to ``subset`` a copy of a recording (the real sample) whose RTTM is empty."""
-    shutil.copy(audio, root / subset / "wav" / f"{uri}.wav")
-    (root / subset / "rttm" / f"{uri}.rttm").write_text("")
-    listed = (root / f"{subset}.txt").read_text()
-    (root / f"{subset}.txt").write_text(f"{listed}{uri}\n")
 
 
 @pytest.mark.parametrize("subset", ["dev", "test"])

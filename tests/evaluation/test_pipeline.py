@@ -4,30 +4,26 @@ and the two pyannote.metrics scoring variants on a case computed by hand."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
-import torch
-from helpers import make_sample_split, xvector_checkpoint
-from pyannote.audio.core.task import Problem
+from helpers import MarginalMultilabel, make_sample_split, xvector_checkpoint
 from pyannote.audio.models.segmentation import PyanNet
-from pyannote.audio.utils.powerset import Powerset
 from pyannote.core import Annotation, Segment, Timeline
 
 from bench.data import Split, load_folder
 from bench.data.audio import AudioCache
+from bench.evaluation.diarize import evaluate_pipeline
 from bench.evaluation.pipeline import (
     CLUSTERING_METHOD,
     INITIAL_CLUSTERING_THRESHOLD,
     INITIAL_SEGMENTATION_THRESHOLD,
     MIN_CLUSTER_SIZE,
     BenchSpeakerDiarization,
-    evaluate_pipeline,
     pipeline_file,
     single_speaker_hypothesis,
-    tune,
 )
 from bench.evaluation.scoring import Scorer, score
+from bench.evaluation.tuning import tune
 from bench.models.embeddings import resolve_embedding
 from bench.models.weights import load_initial
 from bench.recipe import Pretrained
@@ -55,38 +51,6 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> AudioCache:
     return AudioCache(tmp_path_factory.mktemp("audio"))
-
-
-class MarginalMultilabel(PyanNet):
-    """segmentation-3.0 read as a multilabel model: a score in [0, 1] per speaker and frame, like
-    a sigmoid output. The score is the speaker's marginal probability under the powerset
-    posteriors, raised to ``power``: a monotone recalibration (as different losses produce), so
-    that 0.5 is not where it should be binarised."""
-
-    @classmethod
-    def from_powerset(cls, model: PyanNet, power: float = 1.0) -> MarginalMultilabel:
-        hparams = model.hparams
-        multilabel = cls(
-            sincnet=hparams.sincnet,
-            lstm=hparams.lstm,
-            linear=hparams.linear,
-            sample_rate=hparams.sample_rate,
-            num_channels=hparams.num_channels,
-        )
-        powerset = model.specifications
-        multilabel.specifications = powerset
-        multilabel.build()
-        multilabel.load_state_dict(model.state_dict(), strict=True)
-        multilabel.marginals = Powerset(len(powerset.classes), powerset.powerset_max_classes)
-        multilabel.power = power
-        multilabel.specifications = replace(
-            powerset, problem=Problem.MULTI_LABEL_CLASSIFICATION, powerset_max_classes=None
-        )
-        return multilabel.eval()
-
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        marginals = self.marginals.to_multilabel(super().forward(waveforms), soft=True)
-        return marginals.clamp(0.0, 1.0) ** self.power
 
 
 def test_scoring_variants_match_a_hand_built_case():
@@ -149,14 +113,17 @@ def test_scoring_lives_in_one_module():
     import inspect
 
     import bench.evaluation.chunks
+    import bench.evaluation.diarize
     import bench.evaluation.pipeline
     import bench.evaluation.scoring
+    import bench.evaluation.tuning
 
     assert bench.evaluation.pipeline.Scorer is bench.evaluation.scoring.Scorer
     assert bench.evaluation.pipeline.PRIMARY is bench.evaluation.scoring.PRIMARY
     assert bench.evaluation.chunks.ChunkScorer is bench.evaluation.scoring.ChunkScorer
     # no second copy of the scoring
-    for module in (bench.evaluation.chunks, bench.evaluation.pipeline):
+    evaluation = bench.evaluation
+    for module in (evaluation.chunks, evaluation.pipeline, evaluation.tuning, evaluation.diarize):
         source = inspect.getsource(module)
         for definition in ("class Scorer", "class ChunkScorer", "def summarize", "def score("):
             assert definition not in source, (module.__name__, definition)

@@ -50,16 +50,6 @@ REFERENCE_HEADER = [
     "loss/train/vad",
     "loss/train",
 ]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -891,33 +881,6 @@ def test_older_results_render_without_the_new_fields(site, hand_site):
 
 # ---------------------------------------------------------------------------------------------
 # The site in a real browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium through Playwright (``$BENCH_CHROMIUM`` names another executable). Without it,
-    the browser tests fail under CI (``CI=true``) and skip elsewhere, with a warning."""
-
-    def unavailable(reason: str) -> None:
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true and the browser tests cannot run: {reason}", pytrace=False)
-        import warnings
-
-        notice = f"browser tests skipped: {reason} (under CI=true this fails)"
-        warnings.warn(notice, UserWarning, stacklevel=2)
-        pytest.skip(notice)
-
-    try:
-        from playwright import sync_api
-    except ImportError as error:
-        unavailable(f"playwright cannot be imported ({error})")
-    executable = os.environ.get("BENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).exists():
-        unavailable(f"no chromium at {executable} (scripts/setup.sh installs Debian's as root)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def keep_screenshot(path: Path) -> None:

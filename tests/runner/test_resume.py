@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import result_json
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def command(recipe: Path, data: Path, results: Path, cache: Path, *extra: str) -> list[str]:

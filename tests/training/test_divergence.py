@@ -11,7 +11,7 @@ import pytest
 
 from bench.training.divergence import LOSS_FACTOR, divergence, evaluated_epoch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DER = "DiarizationErrorRate"
 
 

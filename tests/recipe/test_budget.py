@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.recipe import load_recipe
 from bench.recipe.budget import budget
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WARMUP = """
 from bench.recipe import Cosine, Optimizer, Pretrained, Recipe

@@ -32,7 +32,7 @@ from bench.training.augmentation import AugmentationError, build_augmentation
 from bench.training.fit import dataloader_settings, fit, precision
 from bench.training.task import DER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Spy(Callback):

@@ -15,7 +15,7 @@ from bench.cli import app
 from bench.data import load_folder
 from bench.demo import ensure_ood_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "recipes" / "baseline_segmentation_3_0.py"
 
 

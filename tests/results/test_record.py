@@ -27,7 +27,7 @@ from bench.results import (
 from bench.results.identity import identify
 from bench.runner import RunOptions, effective_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = """
 from bench.recipe import Augmentation, BackgroundNoise, Optimizer, Pretrained, Recipe
 recipe = Recipe(

@@ -16,7 +16,7 @@ import yaml
 from bench.data import load_folder
 from bench.demo import ensure_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "leaderboard" / "baseline"
 WORKFLOWS = ROOT / ".github" / "workflows"
 

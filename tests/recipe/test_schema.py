@@ -8,7 +8,7 @@ import pytest
 
 from bench.recipe import Recipe, RecipeError, discover, load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = '''"""doc"""
 from bench.recipe import Cosine, Loss, Optimizer, Pretrained, Recipe, VadLoss

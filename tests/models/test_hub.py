@@ -366,7 +366,7 @@ def test_the_result_records_the_revision(offline_hub, sample_split, tmp_path):
 
 
 BROWSER_TEST = """
-from test_leaderboard import browser  # noqa: F401
+from helpers import browser  # noqa: F401
 
 
 def test_needs_the_browser(browser):
@@ -377,7 +377,9 @@ def test_needs_the_browser(browser):
 def run_browser_test(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess:
     (tmp_path / "test_browserless.py").write_text(BROWSER_TEST)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    env.update(BENCH_CHROMIUM=str(tmp_path / "no-chromium"), PYTHONPATH=str(Path(__file__).parent))
+    env.update(
+        BENCH_CHROMIUM=str(tmp_path / "no-chromium"), PYTHONPATH=str(Path(__file__).parents[1])
+    )
     if ci:
         env["CI"] = "true"
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]

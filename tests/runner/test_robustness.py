@@ -172,7 +172,7 @@ def test_a_diverged_recipe_is_flagged_never_ranked_and_the_next_one_runs(tmp_pat
     data = generate_demo(tmp_path / "demo", sizes={"train": 4, "dev": 2, "test": 2})
     recipes = tmp_path / "recipes"
     recipes.mkdir()
-    sane = (Path(__file__).parents[1] / "recipes" / "adam.py").read_text()
+    sane = (Path(__file__).parents[2] / "recipes" / "adam.py").read_text()
     sane = sane.replace("batch_size=64", "batch_size=8").replace("duration=10.0", "duration=5.0")
     (recipes / "a_adam_lr1e3.py").write_text(sane.replace("lr=1e-4", "lr=1e3"))
     (recipes / "b_adam.py").write_text(sane)

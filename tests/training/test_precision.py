@@ -30,7 +30,7 @@ from bench.training.fit import fit, precision
 from bench.training.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
 from bench.training.task import DER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # the message CUDA autocast raises for F.binary_cross_entropy
 UNSAFE = "torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast"
 

@@ -20,7 +20,7 @@ from bench.recipe import Pretrained, load_recipe
 from bench.training.fit import EPOCH_COLUMNS
 from bench.training.task import DER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> Path:
