@@ -22,7 +22,8 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+
+from typing_extensions import TypedDict
 
 # Distributions whose version can change a result's numbers. Absent ones are recorded as None
 # (the cuDNN/cuBLAS wheels exist only on CUDA builds; the names differ by CUDA major).
@@ -70,7 +71,36 @@ def _version(name: str) -> str | None:
         return None
 
 
-def torch_build() -> dict[str, str | None] | None:
+class TorchBuild(TypedDict):
+    """What torch was built against (read from torch/version.py, without importing torch)."""
+
+    cuda: str | None
+    hip: str | None
+    git: str | None
+
+
+class LockStatus(TypedDict):
+    """The lock's digest, and whether the installed packages are exactly the locked ones."""
+
+    sha256: str
+    matches: bool
+    differs: list[str]
+
+
+class Environment(TypedDict, total=False):
+    """A record's ``environment``: :func:`numbers`, their ``digest`` and the ``lock``."""
+
+    python: str
+    implementation: str
+    system: str
+    machine: str
+    packages: dict[str, str | None]
+    torch_build: TorchBuild | None
+    digest: str
+    lock: LockStatus | None
+
+
+def torch_build() -> TorchBuild | None:
     """torch's CUDA/HIP build and git revision, read from ``torch/version.py`` without importing
     torch (a CPU wheel and a CUDA wheel of one version compute differently)."""
     try:
@@ -89,7 +119,7 @@ def torch_build() -> dict[str, str | None] | None:
     return {"cuda": found.get("cuda"), "hip": found.get("hip"), "git": found.get("git_version")}
 
 
-def numbers() -> dict[str, Any]:
+def numbers() -> Environment:
     """The part of the environment that can change numbers (what :func:`digest` covers)."""
     return {
         "python": platform.python_version(),
@@ -101,7 +131,7 @@ def numbers() -> dict[str, Any]:
     }
 
 
-def digest(part: dict[str, Any]) -> str:
+def digest(part: Environment) -> str:
     """First 16 hex digits of the sha256 of the numbers-relevant part of an environment."""
     keep = {k: part.get(k) for k in ("python", "implementation", "system", "machine")}
     keep["packages"] = part.get("packages") or {}
@@ -110,7 +140,7 @@ def digest(part: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def describe(root: Path | None = None) -> dict[str, Any]:
+def describe(root: Path | None = None) -> Environment:
     """What a record says about its environment: :func:`numbers`, its ``digest``, and ``lock``
     (the lock file's digest, whether every installed package matches it, and the first
     differences), or ``lock: None`` when bench does not run from a checkout with a lock."""
@@ -118,7 +148,7 @@ def describe(root: Path | None = None) -> dict[str, Any]:
     return {**part, "digest": digest(part), "lock": lock_status(root or ROOT)}
 
 
-def changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
+def changes(old: Environment | None, new: Environment | None) -> list[str]:
     """``["torch 2.11.0 -> 2.12.0", ...]``: what differs between two recorded environments."""
     old, new = old or {}, new or {}
     found = []
@@ -152,6 +182,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def lock_files(root: Path) -> list[Path]:
+    """The lock files of a checkout at ``root`` (the main lock and the assets lock)."""
     return [root / LOCK, root / ASSETS_LOCK]
 
 
@@ -194,7 +225,7 @@ def drift(pins: dict[str, str], have: dict[str, str]) -> list[str]:
     return moved
 
 
-def lock_status(root: Path) -> dict[str, Any] | None:
+def lock_status(root: Path) -> LockStatus | None:
     """The lock's digest and whether the installed packages are exactly the locked ones."""
     if not all(path.is_file() for path in lock_files(root)):
         return None

@@ -34,6 +34,8 @@ class Turn:
 
 
 class Audio(Protocol):
+    """A recording's audio, however a format gives it (a file, a channel of one, a cut)."""
+
     def write(self, target: Path) -> None:
         """Write the recording as a wav file at ``target``."""
 
@@ -57,6 +59,7 @@ class Entry:
 
 
 def audio_info(path: Path) -> sf._SoundFileInfo:
+    """soundfile's header of ``path``, or a :class:`DataError` naming the file."""
     try:
         return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -64,6 +67,7 @@ def audio_info(path: Path) -> sf._SoundFileInfo:
 
 
 def check_channel(path: Path, channel: int | None, channels: int) -> None:
+    """Refuse a ``channel`` the file does not have (naming both)."""
     if channel is not None and not 0 <= channel < channels:
         raise DataError(f"{path}: has {channels} channel(s), no channel {channel} (--channel)")
 

@@ -117,6 +117,7 @@ def _pair(
 
 
 def read(src: Path, channel: int | None) -> list[Entry]:
+    """The recordings of a lhotse manifest folder (recordings + supervisions)."""
     lhotse = _lhotse()
     if not src.is_dir():
         raise DataError(f"{src}: expected a folder of lhotse manifests")

@@ -87,6 +87,7 @@ def _entry(row: Fields, manifest: Path, channel: int | None, subset: str | None)
 
 
 def read(src: Path, channel: int | None) -> list[Entry]:
+    """The recordings of a NeMo diarization manifest (one JSON line each)."""
     if src.is_dir():
         manifests = sorted(
             p for p in src.iterdir() if "manifest" in p.name and p.suffix in (".json", ".jsonl")

@@ -64,6 +64,7 @@ def _audio(uri: str, index: dict[str, list[Path]], prefixed: dict[str, list[Path
 
 
 def read(src: Path, channel: int | None) -> list[Entry]:
+    """The recordings of a folder of audio with RTTM (and UEM) files beside it."""
     if not src.is_dir():
         raise DataError(f"{src}: expected a folder of audio and RTTM files")
     rttms = sorted(src.rglob("*.rttm"))

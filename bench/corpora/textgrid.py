@@ -69,6 +69,7 @@ def _parts(src: Path) -> list[Path]:
 
 
 def read(src: Path, channel: int) -> list[Entry]:
+    """The recordings of an AliMeeting-style folder: audio and Praat TextGrids."""
     parts = _parts(src)
     if not parts:
         raise DataError(

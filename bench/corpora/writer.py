@@ -45,6 +45,7 @@ def staged(out: Path, force: bool) -> Iterator[Path]:
 
 
 def uem_line(uri: str, start: float, end: float) -> str:
+    """One UEM line: the scored region ``start..end`` of ``uri``."""
     return f"{uri} 1 {start:.3f} {end:.3f}\n"
 
 

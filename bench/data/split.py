@@ -299,6 +299,7 @@ def read_uem(path: Path, uri: str, duration: float | None = None) -> Timeline:
 
 
 def audio_duration(path: Path) -> float:
+    """The duration of an audio file in seconds, from its header."""
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:

@@ -172,6 +172,7 @@ class Espeak:
 
 @cache
 def shared_espeak() -> Espeak:
+    """The process's one :class:`Espeak` (its private library copies live in one folder)."""
     return Espeak()
 
 

@@ -27,6 +27,7 @@ from bench.evaluation.pipeline import (
 )
 from bench.evaluation.tuning import tune
 from bench.models.embeddings import DEFAULT_EMBEDDING, resolve_embedding
+from bench.results import PipelineSetup
 
 
 def apply_tuned(
@@ -94,7 +95,7 @@ def evaluate_pipeline(
     batch_size: int = 32,
     threads: int | None = None,
     also_test: Sequence[Split] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[PipelineSetup, dict[str, Any]]:
     """Tune the diarization pipeline on ``split``'s dev files, apply it to its full test files
     (and to the test files of each ``also_test`` split), and return a JSON-able record
     (embedding, tuning, test scores, RTFs, ``also_test`` scores keyed by fingerprint) and the
@@ -126,7 +127,7 @@ def _evaluate(
     device: str | torch.device,
     batch_size: int,
     also_test: Sequence[Split] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[PipelineSetup, dict[str, Any]]:
     started = time.perf_counter()
     target = _device(device)
     model, segmentation_info = _segmentation_model(segmentation_model)

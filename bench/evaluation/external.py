@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from pyannote.core import Annotation
 
@@ -13,6 +12,7 @@ from bench.data import DataError, Split, read_rttm_all, rttm_text
 from bench.evaluation.scoring import Scorer
 from bench.io import atomic_write_text
 from bench.results import (
+    Outputs,
     Record,
     external_record,
     hypothesis_path,
@@ -70,7 +70,7 @@ def score_system(
         "files": {uri: hashlib.sha256(text.encode()).hexdigest() for uri, text in texts.items()},
         "missing_as_empty": missing,
     }
-    outputs: dict[str, Any] = {
+    outputs: Outputs = {
         "format": "rttm",
         "source": str(hypotheses.resolve()),
         "test": {},

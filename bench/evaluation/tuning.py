@@ -24,6 +24,7 @@ from bench.evaluation.pipeline import (
 )
 from bench.evaluation.scoring import Scorer
 from bench.models.embeddings import DEFAULT_EMBEDDING
+from bench.results import Tuning, TuningStage
 
 
 def score_dev(
@@ -93,7 +94,7 @@ def tune(
     seed: int = 0,
     embedding_name: str = DEFAULT_EMBEDDING,
     batch_size: int = 32,
-) -> tuple[BenchSpeakerDiarization, dict[str, Any], Hypotheses]:
+) -> tuple[BenchSpeakerDiarization, Tuning, Hypotheses]:
     """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
     in the reference write-up's two stages; return it instantiated with the tuned parameters,
     the record, and its dev hypotheses."""
@@ -107,7 +108,7 @@ def tune(
     }
     pipeline = BenchSpeakerDiarization(segmentation, embedding, **kwargs)
     initial = pipeline.initial_parameters()
-    stages: list[dict[str, Any]] = []
+    stages: list[TuningStage] = []
 
     # stage 1: segmentation threshold with oracle clustering (multilabel models only)
     segmentation_params = dict(initial["segmentation"])
@@ -213,7 +214,7 @@ def tune(
     return tuned, record, hypotheses
 
 
-def stage_summaries(tuning: dict[str, Any]) -> list[str]:
+def stage_summaries(tuning: Tuning) -> list[str]:
     """One line per tuned stage of a tuning record: the parameter's move and dev DER's."""
     lines = []
     for stage in tuning.get("stages", []):

@@ -46,6 +46,8 @@ class GateError(ValueError):
 
 @dataclass(frozen=True)
 class Verdict:
+    """The gate's verdict on one recipe: its status, the numbers compared and why."""
+
     recipe: str
     # "regression" | "failed" | "improvement" | "unchanged" | "within tolerance"
     # | "not significant" | "refused" | "new"

@@ -15,6 +15,8 @@ from bench.results import FileScores
 
 @dataclass
 class Series:
+    """One run's line in a chart: polylines, dots, a style and the page it links to."""
+
     label: str
     segments: list[str]  # "x,y x,y ..." polylines (split where values are missing)
     dots: list[tuple[float, float, str]]  # x, y, tooltip
@@ -25,6 +27,8 @@ class Series:
 
 @dataclass
 class Chart:
+    """A per-epoch SVG line chart: axes, ticks and one series per run."""
+
     title: str
     y_label: str
     x_ticks: list[tuple[float, str]]
@@ -192,6 +196,8 @@ def _clip(text: str, chars: int) -> str:
 
 @dataclass
 class HeatCell:
+    """One cell of the files x runs heat map: a file's DER for a run, and its colour."""
+
     x: float
     y: float
     fill: str | None  # None: no score for this file in this run

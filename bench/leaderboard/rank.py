@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import environment, results, stats
+from bench.environment import Environment
 from bench.leaderboard.metrics import Details, details
 from bench.leaderboard.select import ResultFile, assign_slugs, newest
-from bench.results import METRIC_LABELS, ScoreReport, instant
+from bench.results import METRIC_LABELS, DatasetInfo, ScoreReport, instant
 
 # (split fingerprint, smoke, environment digest): the runs of one table
 SplitKey = tuple[str | None, bool, str | None]
@@ -114,7 +115,7 @@ class Group:
     """The ranked runs on one split."""
 
     fingerprint: str | None
-    dataset: dict[str, Any]
+    dataset: DatasetInfo
     metric: str
     ranked: list[Ranked] = field(default_factory=list)
     unscored: list[ResultFile] = field(default_factory=list)  # ok runs without the primary metric
@@ -124,7 +125,7 @@ class Group:
     # the environment digest its runs share (None: not recorded, results before bench 0.3.0);
     # a split with runs from several environments gets one group each, the newest first
     environment: str | None = None
-    environment_info: dict[str, Any] | None = None  # the newest run's record of it
+    environment_info: Environment | None = None  # the newest run's record of it
     # for a group that is not the split's newest environment: what changed from its
     # environment to the newest one
     environment_changes: list[str] | None = None

@@ -136,6 +136,7 @@ def epoch_excerpt(rows: Sequence[dict[str, Any]], head: int = 3, tail: int = 5) 
 
 
 def columns_of(run: ResultFile) -> list[str]:
+    """The per-epoch columns a run recorded (the reference write-up's by default)."""
     return list(run.record.columns or REFERENCE_COLUMNS)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from bench.results import (
     DER_KEY,
     EPOCH_COLUMNS,
+    DatasetInfo,
     Record,
     RunIdentity,
     Stored,
@@ -65,7 +66,7 @@ class ResultFile:
         return self.record.recipe or {}
 
     @property
-    def dataset(self) -> dict[str, Any]:
+    def dataset(self) -> DatasetInfo:
         return self.record.dataset
 
     @property

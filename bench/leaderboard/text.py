@@ -113,11 +113,13 @@ def duration(seconds: Any) -> str:
 
 
 def wall_seconds(run: ResultFile) -> float | None:
+    """The run's recorded wall time in seconds, over its stages (None if none)."""
     values = [v for v in run.record.wall_time.values() if is_number(v)]
     return float(sum(values)) if values else None
 
 
 def epochs_text(run: ResultFile) -> str:
+    """Epochs run, as ``'12'``, or ``'8/12'`` when a run stopped before its planned epochs."""
     ran = len(run.record.epochs)
     planned = run.recipe.get("epochs")
     if planned is not None and ran != planned:
@@ -126,11 +128,13 @@ def epochs_text(run: ResultFile) -> str:
 
 
 def best_validation(run: ResultFile) -> tuple[float | None, Any]:
+    """The best epoch's dev DER and its epoch number."""
     best = run.record.best_validation or {}
     return best.get(DER_KEY), run.record.best_epoch
 
 
 def error_text(run: ResultFile) -> str:
+    """A failed run's reason in one line: the error's type and first line."""
     error = run.record.error or {}
     kind, message = error.get("type") or "", (error.get("message") or "").strip()
     first = message.splitlines()[0] if message else ""

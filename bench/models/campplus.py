@@ -146,6 +146,8 @@ class FCM(nn.Module):
 
 
 class TDNNLayer(nn.Module):
+    """A 1-D convolution over frames, then batch norm and ReLU (masked where padded)."""
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__()
         padding = (kernel_size - 1) // 2
@@ -213,6 +215,8 @@ class CAMLayer(nn.Module):
 
 
 class CAMDenseTDNNLayer(nn.Module):
+    """One densely connected layer: bottleneck, then context-aware masking (CAM)."""
+
     def __init__(
         self, in_channels: int, out_channels: int, bn_channels: int, kernel_size: int, dilation: int
     ):
@@ -252,6 +256,8 @@ class CAMDenseTDNNBlock(nn.ModuleList):
 
 
 class TransitLayer(nn.Module):
+    """Between dense blocks: batch norm, ReLU and a 1x1 convolution that halves channels."""
+
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.nonlinear = _bn_relu(in_channels)

@@ -15,6 +15,7 @@ so that its checkpoints load back through ``Model.from_pretrained`` (the pipelin
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -78,3 +79,8 @@ def convert(model: PyanNet) -> tuple[PowersetInitialisedPyanNet, nn.Linear]:
 def load_head(model: PowersetInitialisedPyanNet, classifier: nn.Linear) -> None:
     """Copy the pretrained powerset classifier into the built head."""
     model.classifier.powerset.load_state_dict(classifier.state_dict())
+
+
+# bench 0.3.0 saved this module's models as ``bench.heads.PowersetInitialisedPyanNet`` in their
+# checkpoints (pyannote records the class's module); those checkpoints keep loading
+sys.modules.setdefault("bench.heads", sys.modules[__name__])

@@ -17,7 +17,7 @@ from pyannote.audio import Model
 from pyannote.audio.models.segmentation import PyanNet
 
 from bench.io import sha256_file
-from bench.models import hub
+from bench.models import heads, hub  # noqa: F401 (heads: 0.3.0 checkpoints name `bench.heads`)
 from bench.recipe import Pretrained, Scratch
 
 SEGMENTATION_3_0 = "pyannote/segmentation-3.0"
@@ -59,6 +59,7 @@ def local_segmentation_3_0() -> Path | None:
 
 
 def build_scratch(spec: Scratch) -> PyanNet:
+    """A PyanNet with the recipe's sizes and random weights."""
     return PyanNet(
         sincnet={"stride": spec.sincnet_stride},
         lstm={

@@ -11,9 +11,25 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from bench.recipe.schema import Cosine, Plateau, Recipe, Step, field_location
+
+
+class Budget(TypedDict, total=False):
+    """What a run will train on: the record's ``budget`` (``optimizer_steps_run`` is added when
+    the run ends: the steps it really took)."""
+
+    train_hours: float
+    samples_per_epoch: int
+    steps_per_epoch: int
+    optimizer_steps: int
+    samples_seen: int
+    audio_hours_seen: float
+    warnings: list[str]
+    optimizer_steps_run: int
+
 
 # fewer optimizer steps than this in a whole run: any schedule, and fine-tuning itself, means
 # little (the reference write-up's smallest run had hundreds)
@@ -27,7 +43,7 @@ def budget(
     max_batches: int | None = None,
     world_size: int = 1,
     recipe_file: Path | None = None,
-) -> dict[str, Any]:
+) -> Budget:
     """Steps per epoch, optimizer steps, samples and hours of audio the run will see, and the
     warnings about schedules that do not fit them."""
     samples = max(recipe.batch_size, math.ceil(train_seconds / recipe.duration))
@@ -36,7 +52,7 @@ def budget(
         steps = min(steps, max_batches)
     total = steps * recipe.epochs
     seen = total * recipe.batch_size * world_size
-    found = {
+    found: Budget = {
         "train_hours": round(train_seconds / 3600, 4),
         "samples_per_epoch": samples,
         "steps_per_epoch": steps,

@@ -75,6 +75,8 @@ class Pretrained(_Strict):
 
 
 class Optimizer(_Strict):
+    """The optimizer: its name, learning rate, weight decay and (SGD) momentum."""
+
     name: Literal["adam", "adamw", "radam", "nadam", "sgd"]
     lr: float = Field(gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)

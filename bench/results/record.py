@@ -22,7 +22,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import bench
 from bench import environment
+from bench.environment import Environment
 from bench.io import is_number
+from bench.recipe.budget import Budget
+from bench.results.info import (
+    DatasetInfo,
+    DeviceInfo,
+    ErrorInfo,
+    GitInfo,
+    IdentityData,
+    Outputs,
+    Override,
+    PipelineSetup,
+    Row,
+    WandbInfo,
+)
 from bench.results.scores import AlsoTest, ScoreReport, TestScores
 
 SCHEMA_VERSION = 2
@@ -147,10 +161,6 @@ def output_paths(outputs: Any) -> list[str]:
 # The schema
 
 
-# a per-epoch row (bench.training.fit): "epoch", "lr" and the EPOCH_COLUMNS, numbers or null
-Row = dict[str, int | float | None]
-
-
 def evaluated_epoch(epochs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The one rule for the epoch whose checkpoint is evaluated (training keeps its checkpoint,
     the divergence check judges it): lowest finite validation DER, earliest on ties."""
@@ -169,42 +179,42 @@ class Record(BaseModel):
     schema_: int = SCHEMA_VERSION
     kind: Kind = "recipe"
     status: Status
-    identity: dict[str, Any] | None = None
+    identity: IdentityData | None = None
     name: str
     recipe_file: str | None = None
     recipe: dict[str, Any] | None = None
     recipe_hash: str | None = None
     declared_recipe_hash: str | None = None
-    overrides: dict[str, Any] = {}
-    dataset: dict[str, Any]
+    overrides: dict[str, Override] = {}
+    dataset: DatasetInfo
     seed: int | None = None
     initial_weights: dict[str, Any] | None = None
     columns: list[str] = list(EPOCH_COLUMNS)
     initial_validation: Row | None = None
     epochs: list[Row] = []
     # bench.recipe.budget: steps per epoch, optimizer steps, samples and hours seen, warnings
-    budget: dict[str, Any] | None = None
+    budget: Budget | None = None
     best_epoch: int | None = None
     best_validation: Row | None = None
     stopped_early: bool = False
     best_checkpoint: str | None = None
     test: TestScores = TestScores()
-    pipeline: dict[str, Any] | None = None
+    pipeline: PipelineSetup | None = None
     # extra test splits (``--also-test``), keyed by their fingerprint: dataset and scores
     also_test: dict[str, AlsoTest] = {}
     about: str | None = None  # external systems: a text or URL
-    outputs: dict[str, Any] | None = None  # hypothesis RTTM files (relative paths) and sha256
-    throughput: list[dict[str, Any]] = []  # per epoch: seconds, samples/s, peak GPU memory
+    outputs: Outputs | None = None  # hypothesis RTTM files (relative paths) and sha256
+    throughput: list[Row] = []  # per epoch: seconds, samples/s, peak GPU memory
     wall_time: dict[str, float] = {}
     started: str | None = None
     finished: str | None = None
-    device: dict[str, Any] | None = None
-    versions: dict[str, Any] = {}
+    device: DeviceInfo | None = None
+    versions: dict[str, str | None] = {}
     # bench.environment.describe(): versions that change numbers, torch build, digest, lock
-    environment: dict[str, Any] | None = None
-    git: dict[str, Any] = {}
-    wandb: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    environment: Environment | None = None
+    git: GitInfo = {}
+    wandb: WandbInfo | None = None
+    error: ErrorInfo | None = None
     non_finite: list[str] = []  # JSON paths of NaN/inf values, written as null
 
     def as_json(self) -> dict[str, Any]:
@@ -286,6 +296,7 @@ def parse_record(data: Any, where: str = "result") -> Record:
 
 
 def has_scores(record: Record, metric: str) -> bool:
+    """The record's ``metric`` report has a defined DER (it can be ranked)."""
     return record.test.metric(metric) is not None
 
 
@@ -328,10 +339,12 @@ def progress_notes(record: Record) -> list[str]:
 
 
 def now() -> str:
+    """The current time as an ISO string in UTC (what records hold)."""
     return datetime.now(UTC).isoformat()
 
 
 def versions() -> dict[str, str | None]:
+    """Versions of Python, bench and the packages that change numbers (and wandb)."""
     found: dict[str, str | None] = {"python": platform.python_version(), "bench": bench.__version__}
     for name in PACKAGES:
         try:
@@ -342,7 +355,7 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def git_commit(directory: Path | None = None) -> dict[str, Any]:
+def git_commit(directory: Path | None = None) -> GitInfo:
     """Commit of the git checkout holding ``directory`` (bench's own by default)."""
     directory = directory or Path(bench.__file__).resolve().parent
     try:
@@ -389,9 +402,9 @@ def failed_record(error: BaseException, traceback_text: str, diverged: bool, **f
 
 def external_record(
     name: str,
-    dataset: dict[str, Any],
+    dataset: DatasetInfo,
     test: dict[str, Any],
-    outputs: dict[str, Any],
+    outputs: Outputs,
     content: dict[str, Any],
     **more: Any,
 ) -> Record:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.io import is_number
+from bench.results.info import DatasetInfo
 
 # the full-file variant bench scores beside the primary setting (bench.evaluation.scoring)
 VARIANT = "collar_0.25_no_overlap"
@@ -61,6 +62,8 @@ class Jaccard(_Block):
 
 
 class Speakers(_Block):
+    """Distinct speakers in a file's reference and in its hypothesis."""
+
     reference: int
     hypothesis: int
 
@@ -153,5 +156,5 @@ class TestScores(_Block):
 class AlsoTest(_Block):
     """An ``--also-test`` split: what it is and the tuned pipeline's scores on its test files."""
 
-    dataset: dict[str, Any]
+    dataset: DatasetInfo
     pipeline: ScoreReport

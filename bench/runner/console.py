@@ -28,6 +28,7 @@ _QUIET = (
 
 
 def quiet_known_warnings() -> None:
+    """Silence the library warnings listed above (and Lightning's info chatter)."""
     for message in _QUIET:
         warnings.filterwarnings("ignore", message=f".*{re.escape(message)}")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):

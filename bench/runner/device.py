@@ -29,6 +29,7 @@ def choose_accelerator(device: str) -> str:
 
 
 def device_description(acc: str) -> dict[str, Any]:
+    """What a record says of its device: the GPU's name, or CPU threads and cores."""
     import torch
 
     if acc == "gpu":

@@ -33,6 +33,8 @@ from bench.runner.stages import RunFailed, run_recipe
 
 @dataclass(frozen=True)
 class Job:
+    """One run to do: a recipe file and the seed it runs with (None: its own)."""
+
     recipe: Path
     seed: int | None  # None: the recipe's (or --seed's) own
 
@@ -53,6 +55,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
 
 
 def plan(recipes: list[Path], seeds: list[int] | None) -> list[Job]:
+    """Every (recipe, seed) run of a ``bench run``, in order."""
     return [Job(r, s) for r in recipes for s in (seeds or [None])]
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from bench.data import Split, load_folder, load_split
 from bench.io import cache_root
 from bench.recipe import Recipe
+from bench.results import Override
 
 # The demo must finish in a few minutes on 2 CPU cores: its runs are capped (shorter chunks, fewer
 # epochs, batches divided by a common factor so that recipes differing in batch size stay
@@ -26,6 +27,8 @@ DEMO_BATCH_DIVISOR = 8  # 64 -> 8, 128 -> 16, 256 -> 32
 
 @dataclass
 class RunOptions:
+    """The command-line options of ``bench run`` that change what a run does."""
+
     data: Path | None = None
     protocol: str | None = None
     results: Path = Path("results")
@@ -101,7 +104,7 @@ def demo_caps(recipe: Recipe) -> dict[str, Any]:
 
 def effective_recipe(
     recipe: Recipe, options: RunOptions, demo: bool
-) -> tuple[Recipe, dict[str, Any]]:
+) -> tuple[Recipe, dict[str, Override]]:
     """Apply command-line overrides and, on the demo, the demo profile; report each change.
 
     ``--epochs`` leaves recipes with ``epochs=0`` (no fine-tuning) alone."""

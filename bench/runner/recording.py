@@ -13,6 +13,9 @@ from bench.io import atomic_write_text, cache_root
 from bench.results import (
     EPOCH_COLUMNS,
     AlsoTest,
+    HypothesisFile,
+    Outputs,
+    WandbInfo,
     failed_record,
     hypothesis_path,
     ok_record,
@@ -26,14 +29,14 @@ if TYPE_CHECKING:  # stages imports this module
     from bench.runner.stages import ActiveRun
 
 
-def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> dict[str, Any]:
+def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> Outputs:
     """Write the pipeline's hypothesis RTTMs under ``run_dir``; return the record's
     ``outputs``: paths relative to the results folder (where ``run_dir`` ends up) and sha256."""
-    outputs: dict[str, Any] = {"format": "rttm"}
+    outputs: Outputs = {"format": "rttm"}
     parts = [(("dev",), hypotheses["dev"]), (("test",), hypotheses["test"])]
     parts += [(("also_test", fp), found) for fp, found in hypotheses["also_test"].items()]
     for keys, found in parts:
-        entries: dict[str, Any] = {}
+        entries: dict[str, HypothesisFile] = {}
         for uri, annotation in found.items():
             relative = hypothesis_path(stem, "/".join(keys), uri)
             text = rttm_text(annotation)
@@ -99,7 +102,7 @@ def _add_also_test(run: ActiveRun, path: Path) -> None:
     run.store.write(result.model_copy(update={"also_test": {**done, **added}, "outputs": outputs}))
 
 
-def _finish_logger(run: ActiveRun, exit_code: int = 0) -> dict[str, Any] | None:
+def _finish_logger(run: ActiveRun, exit_code: int = 0) -> WandbInfo | None:
     if run.logger is None:
         return None
     from bench.runner.tracking import finish

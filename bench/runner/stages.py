@@ -18,10 +18,16 @@ from rich.console import Console
 from bench.data import Split
 from bench.io import cache_root, write_json
 from bench.recipe import Recipe, load_recipe
+from bench.recipe.budget import Budget
 from bench.results import (
     DER_KEY,
     AlsoTest,
+    DatasetInfo,
+    Outputs,
+    Override,
+    PipelineSetup,
     ResultStore,
+    Row,
     RunIdentity,
     ScoreReport,
     TestScores,
@@ -46,7 +52,7 @@ if TYPE_CHECKING:  # the stages import torch on use, so that a finished run skip
 class RunState:
     """What an interrupted run needs to resume: written once the initial model is evaluated."""
 
-    initial_validation: dict[str, Any]
+    initial_validation: Row
     initial_test: dict[str, Any]
     wandb_id: str | None
 
@@ -95,7 +101,7 @@ class ActiveRun:
     stages: dict[str, float] = field(default_factory=dict)
     declared: Recipe | None = None
     recipe: Recipe | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Override] = field(default_factory=dict)
     accelerator: str = "cpu"  # "gpu" or "cpu" (bench.runner.device)
     precision: str | None = None
     identity: RunIdentity | None = None
@@ -107,14 +113,14 @@ class ActiveRun:
     resume: RunState | None = None
     logger: WandbLogger | None = None
     initial_test: dict[str, Any] = field(default_factory=dict)
-    initial_validation: dict[str, Any] | None = None
-    epochs: list[dict[str, Any]] = field(default_factory=list)
+    initial_validation: Row | None = None
+    epochs: list[Row] = field(default_factory=list)
     fitted: Fitted | None = None
     scores: TestScores = field(default_factory=TestScores)
-    pipeline: dict[str, Any] | None = None
+    pipeline: PipelineSetup | None = None
     also_test: dict[str, AlsoTest] = field(default_factory=dict)
-    outputs: dict[str, Any] | None = None
-    budget: dict[str, Any] | None = None  # bench.recipe.budget: steps, samples, hours; warnings
+    outputs: Outputs | None = None
+    budget: Budget | None = None  # steps, samples and hours the run sees; schedule warnings
     ddp_child_done: bool = False
 
     @property
@@ -126,7 +132,7 @@ class ActiveRun:
         return self.store.run_dir(self.stem)
 
     @property
-    def dataset(self) -> dict[str, Any]:
+    def dataset(self) -> DatasetInfo:
         return {**self.split.describe(), "demo": self.demo}
 
     @contextmanager
@@ -217,6 +223,7 @@ def run_lock(run: ActiveRun) -> Iterator[None]:
 
 
 def announce(run: ActiveRun) -> None:
+    """Say what is about to run: recipe, split, seed, device, budget and its warnings."""
     recipe, split = run.recipe, run.split
     run.report.say(
         f"{recipe.name} ({recipe.content_hash()}) on split {split.name} ({split.fingerprint}), "
@@ -284,11 +291,11 @@ def train(run: ActiveRun) -> None:
         run.logger = make_logger(run_dir, run.stem, config, wandb_id)
         loggers.append(run.logger)
 
-    def on_epoch(row: dict[str, Any]) -> None:
+    def on_epoch(row: Row) -> None:
         run.epochs.append(row)
         run.report.epoch(row)
 
-    def before_training(initial: dict[str, Any]) -> None:
+    def before_training(initial: Row) -> None:
         run.initial_validation = initial
         der = DER_KEY
         threshold = initial[f"{der}/Threshold"] if recipe.mode == "multilabel" else None

@@ -8,8 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.results import WandbInfo
+
 
 def has_api_key() -> bool:
+    """A W&B API key is set (``WANDB_API_KEY`` or ``~/.netrc``): log online."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
@@ -50,10 +53,10 @@ def make_logger(
     )
 
 
-def finish(logger) -> dict[str, Any]:
+def finish(logger) -> WandbInfo:
     """Close the run and say where it went."""
     run = logger.experiment
-    info = {
+    info: WandbInfo = {
         "mode": wandb_mode(),
         "run_id": run.id,
         "project": run.project,

@@ -48,6 +48,7 @@ class SoundfileAudio(Audio):
 
 
 def resolve_folder(path: str, data_root: Path | None) -> Path:
+    """A recipe's augmentation folder: relative to the split's folder, checked to exist."""
     folder = data_path(path, data_root)
     if not folder.is_dir():
         raise AugmentationError(f"augmentation folder {folder} does not exist")

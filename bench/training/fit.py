@@ -21,7 +21,7 @@ from pyannote.audio import Model
 from bench.models import heads
 from bench.models.weights import Source, load_initial
 from bench.recipe import Plateau, Pretrained, Recipe, Step
-from bench.results import EPOCH_COLUMNS, evaluated_epoch
+from bench.results import EPOCH_COLUMNS, Row, evaluated_epoch
 from bench.results.identity import precision
 from bench.training.task import DER, BenchDiarization
 
@@ -35,6 +35,7 @@ OPTIMIZERS = {
 
 
 def make_optimizer(recipe: Recipe, parameters) -> torch.optim.Optimizer:
+    """The recipe's torch optimizer over ``parameters``."""
     spec = recipe.optimizer
     kwargs: dict[str, Any] = {"lr": spec.lr, "weight_decay": spec.weight_decay}
     if spec.name == "sgd":
@@ -100,6 +101,8 @@ def configure_optimizers_for(recipe: Recipe) -> Callable:
 
 @dataclass
 class Initialisation:
+    """Where a run's initial weights came from and what happened to the head."""
+
     source: Source
     head_reinitialised: bool
     reason: str
@@ -218,8 +221,8 @@ class EpochRecorder(Callback):
     the epoch, so that a run resumed from ``last.ckpt`` goes on exactly as an uninterrupted one.
     """
 
-    def __init__(self, on_epoch: Callable[[dict[str, Any]], None] | None = None):
-        self.rows: list[dict[str, Any]] = []
+    def __init__(self, on_epoch: Callable[[Row], None] | None = None):
+        self.rows: list[Row] = []
         self.on_epoch = on_epoch
 
     def state_dict(self) -> dict[str, Any]:
@@ -246,7 +249,7 @@ class EpochRecorder(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": trainer.current_epoch, "lr": self._lr}
+        row: Row = {"epoch": trainer.current_epoch, "lr": self._lr}
         for column in EPOCH_COLUMNS:
             value = metrics.get(column)
             row[column] = None if value is None else float(value)
@@ -263,7 +266,7 @@ class Throughput(Callback):
     """
 
     def __init__(self) -> None:
-        self.epochs: list[dict[str, Any]] = []
+        self.epochs: list[Row] = []
 
     def _now(self, trainer) -> float:
         if trainer.strategy.root_device.type == "cuda":
@@ -286,7 +289,7 @@ class Throughput(Callback):
         samples = sum(n for _, n in self._batches)
         seconds = end - self._start
         steady = end - self._batches[0][0]
-        row: dict[str, Any] = {
+        row: Row = {
             "epoch": trainer.current_epoch,
             "seconds": round(seconds, 4),
             "samples": samples,
@@ -302,7 +305,8 @@ class Throughput(Callback):
         self.epochs.append(row)
 
 
-def validation_row(metrics: dict[str, Any]) -> dict[str, Any]:
+def validation_row(metrics: dict[str, Any]) -> Row:
+    """A validation epoch's logged metrics as a row in the reference columns."""
     return {
         c: float(metrics[c]) if c in metrics else None for c in EPOCH_COLUMNS if "train" not in c
     }
@@ -320,19 +324,21 @@ def dataloader_settings(recipe: Recipe, accelerator: str) -> dict[str, Any]:
 
 @dataclass
 class Fitted:
+    """A finished fit: the model (best checkpoint loaded), its epoch rows and steps."""
+
     model: Model
-    epochs: list[dict[str, Any]]
-    initial: dict[str, Any]
+    epochs: list[Row]
+    initial: Row
     best_epoch: int | None
     best_checkpoint: Path | None
     stopped_early: bool
     rank: int = 0  # the DDP process this is (only rank 0 goes on to evaluate and record)
     world_size: int = 1  # processes (devices) that trained: global batch = batch x world_size
-    throughput: list[dict[str, Any]] = field(default_factory=list)  # Throughput's rows
+    throughput: list[Row] = field(default_factory=list)  # Throughput's rows
     steps: int = 0  # optimizer steps the run took (trainer.global_step; a resumed run's too)
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Row | None:
         """The evaluated epoch's row (None when no epoch ran, or none has a finite DER)."""
         return next((r for r in self.epochs if r["epoch"] == self.best_epoch), None)
 
@@ -343,12 +349,12 @@ def fit(
     run_dir: Path,
     accelerator: str,
     loggers: list,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-    on_initial: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[Row], None] | None = None,
+    on_initial: Callable[[Row], None] | None = None,
     progress: bool = True,
     max_batches: int | None = None,
     extra_callbacks: list[Callback] | None = None,
-    initial: dict[str, Any] | None = None,
+    initial: Row | None = None,
     devices: int = 1,
     strategy: str = "auto",
 ) -> Fitted:

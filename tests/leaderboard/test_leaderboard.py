@@ -617,7 +617,7 @@ def hand_results(tmp_path_factory) -> Path:
         },
         "dev": {
             "d_dev": write_rttm(folder, "runs/tuned/hypotheses/dev/d_dev.rttm", "d"),
-            "e_dev": {"path": "../secret.rttm", "sha256": None},
+            "e_dev": {"path": "../secret.rttm", "sha256": "0" * 64},
         },
         "also_test": {
             OTHER["fingerprint"]: {

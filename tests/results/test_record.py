@@ -173,15 +173,24 @@ def test_primary_metric_is_pipeline_only_when_every_record_has_it():
 
 
 def test_light_half_imports_without_torch():
-    """The Pages workflow installs only what results, stats, gate and leaderboard need."""
+    """The Pages workflow installs only what the light half needs, and a finished run is skipped
+    without torch: every module of recipe, results, gate, leaderboard (and stats, environment,
+    io) imports without torch, pyannote or Lightning."""
     code = (
-        "import sys, bench.results, bench.stats, bench.gate, bench.leaderboard\n"
+        "import importlib, pkgutil, sys\n"
+        "import bench.stats, bench.environment, bench.io\n"
+        "for name in ('recipe', 'results', 'gate', 'leaderboard'):\n"
+        "    package = importlib.import_module('bench.' + name)\n"
+        "    for info in pkgutil.iter_modules(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'torch', 'pyannote', 'lightning', 'torchaudio'})\n"
         "assert not heavy, heavy\n"
+        "print(len([m for m in sys.modules if m.startswith('bench.')]))\n"
     )
     outcome = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert outcome.returncode == 0, outcome.stderr
+    assert int(outcome.stdout) >= 20  # the modules were imported
 
 
 def test_runs_differing_only_in_seed_share_a_family(tmp_path):

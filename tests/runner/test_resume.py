@@ -191,7 +191,7 @@ def test_a_ray_task_hands_back_the_hypotheses_its_result_lists(tmp_path):
     speech[Segment(0.5, 2.0)] = "spk1"
     found = {"dev": {"d": speech}, "test": {"a": speech}, "also_test": {"beef": {"x": speech}}}
     outputs = write_hypotheses(worker / "runs" / "sys", "sys", found)
-    outputs["test"]["leak"] = {"path": "../secret.rttm", "sha256": None}  # never packed
+    outputs["test"]["leak"] = {"path": "../secret.rttm", "sha256": "0" * 64}  # never packed
     (tmp_path / "secret.rttm").write_text("not the worker's to send\n")
     dataset = {"name": "hand", "fingerprint": "f00dcafe0001", "subsets": {}}
     record = external_record("sys", dataset, {}, outputs, content={"a": "0"})
