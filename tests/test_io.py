@@ -14,6 +14,7 @@ import pytest
 from bench.io import (
     atomic_write_text,
     cache_root,
+    clear_leftovers,
     finite_json,
     is_number,
     staging_dir,
@@ -84,3 +85,33 @@ def test_a_checkpoint_naming_the_old_heads_module_still_imports():
 
     old = importlib.import_module("bench.heads")
     assert old.PowersetInitialisedPyanNet.__module__ == "bench.models.heads"
+
+
+def test_what_a_killed_writer_left_is_cleared_by_the_next_one(tmp_path, umask_022):
+    """A killed ``bench data import`` left a hidden staging folder (~690 MB on the demo-sized
+    probe), a killed ``bench leaderboard`` a ``.site.new-*``: the next writer clears them. A
+    live writer's folder and another host's are left alone; a target moved aside by a writer
+    killed between its two renames is put back first."""
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    target = tmp_path / "out"
+    killed = tmp_path / f".out.new-{host}-{dead}-abc123"
+    (killed / "train").mkdir(parents=True)
+    live = tmp_path / f".out.new-{host}-{os.getpid()}-def456"
+    elsewhere = tmp_path / f".out.new-otherhost-{dead}-ghi789"
+    live.mkdir()
+    elsewhere.mkdir()
+    moved = tmp_path / f".out.old-{host}-{dead}-0a1b2c3d"
+    moved.mkdir()
+    (moved / "kept").write_text("the only copy")  # the target itself is missing
+    assert clear_leftovers(target) == [killed]
+    assert (target / "kept").read_text() == "the only copy"
+    with staging_dir(target) as stage:
+        (stage / "new").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name, "out"])
+    assert [p.name for p in target.iterdir()] == ["new"]

@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bench.cli.common import Typer
 from bench.corpora import DISJOINT, EXPORTERS, IMPORTERS, SESSION_PATTERN
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(soft_wrap=True)
 # the choices, from the registries (typer reads a Literal as a choice)
 ImportFormat = Literal[tuple(IMPORTERS)]  # type: ignore[valid-type]

@@ -48,9 +48,9 @@ def gate(
     except gating.GateError as failure:
         error = str(failure)
     report = gating.markdown(verdicts, max_increase, confidence, error, metric)
+    print(report, end="")  # first: the report is shown even when --markdown cannot be written
     if markdown is not None:
         atomic_write_text(markdown, report)
-    print(report, end="")
     if error is not None:
         raise typer.Exit(gating.EXIT_CODES["refused"])
     raise typer.Exit(gating.EXIT_CODES[gating.outcome(verdicts)])

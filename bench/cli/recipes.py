@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bench.cli.common import console
-from bench.recipe import Recipe
+from bench.recipe import AnyRecipe, PretrainedPipeline
 from bench.recipe.text import (
     augmentation_text,
     init_text,
@@ -48,9 +48,14 @@ def recipes(
         raise typer.Exit(1)
 
 
-def recipe_summary(r: Recipe) -> list[str]:
+def recipe_summary(r: AnyRecipe) -> list[str]:
     """The main settings of a recipe, as short strings (:mod:`bench.recipe.text`, as the
     leaderboard writes them)."""
+    if isinstance(r, PretrainedPipeline):
+        source = r.path or (f"{r.id}@{r.revision}" if r.revision else r.id)
+        tuned = f"re-tuned {r.tune_trials[0]}+{r.tune_trials[1]}" if r.retune else "as shipped"
+        return [r.name, r.content_hash(), "pipeline", source, "-", tuned, "-", "-", "-", "-",
+                str(r.seed)]  # fmt: skip
     data = r.resolved()
     return [
         r.name,

@@ -106,6 +106,13 @@ def run(
         also_test=tuple(also_test or ()),
         precision=precision,
     )
+    from bench.runner.matrix import parse_seeds, plan, run_jobs, summary
+
+    try:
+        seed_list = parse_seeds(seeds)  # before the split is prepared (the demo takes minutes)
+    except ValueError as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from None
     recipes = discover(paths)
     missing = [p for p in recipes if not p.is_file()]
     if not recipes or missing:
@@ -144,13 +151,7 @@ def run(
                 console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
                 failed += 1
         raise typer.Exit(1 if failed else 0)
-    from bench.runner.matrix import parse_seeds, plan, run_jobs, summary
-
-    try:
-        todo = plan(recipes, parse_seeds(seeds))
-    except ValueError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        raise typer.Exit(2) from None
+    todo = plan(recipes, seed_list)
     try:
         paths_done = run_jobs(todo, options, split, console, jobs, executor)
     except ValueError as error:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +13,41 @@ import soundfile as sf
 import torch
 
 from bench.data.split import SAMPLE_RATE
-from bench.io import atomic_file, sha256_file
+from bench.io import atomic_file, atomic_write_text, sha256_file
 
 # pyannote.audio 4.0.7's in-memory crop refuses a chunk that ends exactly at the last sample
 # (``end_sample >= num_samples``); a few trailing zeros let validation chunks reach the file's end.
 GUARD_SAMPLES = 16
 
 
+def decode(audio: Path) -> np.ndarray:
+    """The samples every bench stage reads of ``audio``: soundfile, downmixed, resampled to
+    16 kHz, float32, with ``GUARD_SAMPLES`` zeros appended (``bench diarize`` uses it too, so an
+    exported pipeline gives a run's own hypotheses)."""
+    data, sample_rate = sf.read(str(audio), dtype="float32", always_2d=True)
+    waveform = torch.from_numpy(data.mean(axis=1))
+    if sample_rate != SAMPLE_RATE:
+        import torchaudio.functional as F
+
+        waveform = F.resample(waveform, sample_rate, SAMPLE_RATE)
+    return np.concatenate([waveform.numpy(), np.zeros(GUARD_SAMPLES)]).astype(np.float32)
+
+
 class AudioCache:
     """Decodes each audio file once (soundfile, downmix, resample to 16 kHz) into ``.npy`` files
-    keyed by content (plus ``GUARD_SAMPLES`` zeros), memory-mapped on read. No FFmpeg involved."""
+    keyed by content (plus ``GUARD_SAMPLES`` zeros), memory-mapped on read. No FFmpeg involved.
+
+    Each entry has a ``.json`` beside it with its sample count and CRC-32; an entry whose file
+    is short, unreadable or altered (zeroed samples) is decoded again, once per process, and
+    named in :attr:`repaired`, never used as it is."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keys: dict[str, Path] = {}
         self._memory: dict[str, torch.Tensor] = {}
+        self._verified: set[Path] = set()
+        self.repaired: list[str] = []  # one line per damaged entry decoded again
 
     def _path(self, audio: Path) -> Path:
         key = str(audio)
@@ -34,19 +55,39 @@ class AudioCache:
             self._keys[key] = self.directory / f"{sha256_file(audio)}.npy"
         return self._keys[key]
 
-    def prepare(self, audio: Path) -> Path:
-        target = self._path(audio)
-        if target.is_file():
-            return target
-        data, sample_rate = sf.read(str(audio), dtype="float32", always_2d=True)
-        waveform = torch.from_numpy(data.mean(axis=1))
-        if sample_rate != SAMPLE_RATE:
-            import torchaudio.functional as F
+    @staticmethod
+    def _damage(target: Path) -> str | None:
+        """Why the entry at ``target`` cannot be used (None: it is intact)."""
+        try:
+            expected = json.loads(target.with_suffix(".json").read_text())
+            array = np.load(target, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            return f"unreadable ({error})"
+        if array.dtype != np.float32 or array.shape != (expected.get("samples"),):
+            return f"{array.shape} {array.dtype}, expected ({expected.get('samples')},) float32"
+        if zlib.crc32(array) != expected.get("crc32"):
+            return "its samples changed since they were decoded (CRC-32 differs)"
+        return None
 
-            waveform = F.resample(waveform, sample_rate, SAMPLE_RATE)
-        guarded = np.concatenate([waveform.numpy(), np.zeros(GUARD_SAMPLES)]).astype(np.float32)
+    def prepare(self, audio: Path) -> Path:
+        """The verified cache entry of ``audio``, decoded when missing or damaged."""
+        target = self._path(audio)
+        if target in self._verified:
+            return target
+        if target.is_file() or target.with_suffix(".json").is_file():
+            damage = self._damage(target)
+            if damage is None:
+                self._verified.add(target)
+                return target
+            self.repaired.append(
+                f"{target}: damaged cache entry of {audio}: {damage}; decoded again"
+            )
+        guarded = decode(audio)
+        check = {"samples": len(guarded), "crc32": zlib.crc32(guarded)}
         with atomic_file(target, suffix=".npy") as tmp:
             np.save(tmp, guarded)
+        atomic_write_text(target.with_suffix(".json"), json.dumps(check) + "\n")
+        self._verified.add(target)
         return target
 
     def waveform(self, audio: Path | str) -> torch.Tensor:

@@ -19,8 +19,8 @@ from bench.evaluation.pipeline import (
     MIN_CLUSTER_SIZE,
     BenchSpeakerDiarization,
     Hypotheses,
-    _plain,
-    _quiet,
+    plain,
+    quiet_pipeline,
 )
 from bench.evaluation.scoring import Scorer
 from bench.models.embeddings import DEFAULT_EMBEDDING
@@ -85,7 +85,7 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
-@_quiet()
+@quiet_pipeline()
 def tune(
     segmentation: Model,
     embedding: BaseInference,
@@ -148,7 +148,7 @@ def tune(
                 "trials": trials[0],
                 "start": {"segmentation.threshold": INITIAL_SEGMENTATION_THRESHOLD},
                 "start_dev_der": start,
-                "best": _plain(best),
+                "best": plain(best),
                 "dev_der": loss,
                 "wall_time_s": round(time.perf_counter() - clock, 3),
             }
@@ -181,7 +181,7 @@ def tune(
                 "trials": trials[1],
                 "start": {"clustering.threshold": INITIAL_CLUSTERING_THRESHOLD},
                 "start_dev_der": start,
-                "best": _plain(best),
+                "best": plain(best),
                 "dev_der": loss,
                 "wall_time_s": round(time.perf_counter() - clock, 3),
             }
@@ -201,8 +201,8 @@ def tune(
         "trials_requested": list(trials),
         "seed": seed,
         "sampler": "optuna TPESampler(seed, n_startup_trials=min(10, trials // 2))",
-        "initial_params": _plain(initial),
-        "params": _plain(params),
+        "initial_params": plain(initial),
+        "params": plain(params),
         "dev_der_before": None if before is None else before["DER"],
         "dev_der_after": after["DER"],
         "dev_before": before,

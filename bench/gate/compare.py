@@ -191,6 +191,16 @@ def judge(
     b: list[ScoreReport] = [getattr(cand.test, metric) for _, cand in pairs]
     files_a = [_files(s, measure) for s in a]
     files_b = [_files(s, measure) for s in b]
+    apart = [
+        cand.seed
+        for (_, cand), fa, fb in zip(pairs, files_a, files_b, strict=True)
+        if not fa.keys() & fb
+    ]
+    if apart:
+        reason = f"seed {apart[0]}: baseline and candidate share no test file (damaged records?)"
+        return Verdict(
+            name, "refused", seeds=seeds, reason=reason, measure=measure, environment=changed
+        )
     if len(pairs) == 1:
         comparison = stats.compare_files(files_a[0], files_b[0], confidence=confidence)
     else:
@@ -338,8 +348,8 @@ def _environment_section(verdicts: list[Verdict]) -> list[str]:
 def update_baseline(candidate: Path, baseline: Path) -> list[Path]:
     """Copy the candidate's successful results into the baseline folder (one file a recipe and
     seed, under the results' own file names)."""
-    baseline.mkdir(parents=True, exist_ok=True)
     chosen = by_name_and_seed(load(candidate), ok_only=True)
+    baseline.mkdir(parents=True, exist_ok=True)
     for stale in baseline.glob("*.json"):
         try:
             record = read_record(stale)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.io import sha256_file
+from bench.io import file_name, sha256_file
 from bench.leaderboard.select import ResultFile
 
 
@@ -34,11 +33,6 @@ class HypothesisSet:
         return sum(1 for h in self.files if h.href)
 
 
-def _safe(name: Any) -> str:
-    """A file-name-safe version of a URI or fingerprint."""
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(name)).lstrip(".") or "_"
-
-
 def _copy(run: ResultFile, entry: Any, target: Path) -> str:
     """Copy one recorded output to ``target``; '' when done, else why not."""
     path = entry.get("path") if isinstance(entry, dict) else None
@@ -62,7 +56,7 @@ def _subset(run: ResultFile, title: str, files: Any, folder: Path, href: str) ->
     found = HypothesisSet(title)
     seen: set[str] = set()
     for uri, entry in sorted((files or {}).items()) if isinstance(files, dict) else []:
-        name = _safe(uri)
+        name = file_name(uri)
         while name.lower() in seen:  # URIs that differ only in unsafe characters
             name += "_"
         seen.add(name.lower())
@@ -88,7 +82,7 @@ def copy_outputs(run: ResultFile, runs_dir: Path) -> list[HypothesisSet]:
     for fingerprint, files in sorted((outputs.get("also_test") or {}).items()):
         entry = also.get(fingerprint)
         name = (entry.dataset.get("name") if entry else None) or fingerprint
-        where = f"{base}/also_test/{_safe(fingerprint)}"
+        where = f"{base}/also_test/{file_name(fingerprint)}"
         sets.append(_subset(run, f"also tested: {name}", files, runs_dir / where, where))
     empty = outputs.get("missing_as_empty")
     if sets and sets[0].title == "test" and isinstance(empty, list):

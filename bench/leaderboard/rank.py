@@ -191,7 +191,7 @@ def _mark_worse_than_start(group: Group) -> None:
     than the baseline row (epochs 0: the initial weights as they are) beyond the noise."""
     base = group.baseline
     for r in group.ranked:
-        if r.run.external:
+        if not r.run.trained:
             continue
         r.marks = results.progress_notes(r.run.record)
         if base is None or r is base:

@@ -12,6 +12,7 @@ import jinja2
 
 from bench import __version__
 from bench.io import staging_dir
+from bench.leaderboard.card import card_html, export_refusal, model_card
 from bench.leaderboard.charts import group_charts, heat_map, run_charts
 from bench.leaderboard.metrics import detailed, file_rows
 from bench.leaderboard.outputs import copy_outputs
@@ -159,7 +160,11 @@ def render_site(board: Board, out: Path) -> None:
     entries += [(run, None, g) for g in board.groups for run in g.unscored]
     entries += [(run, None, None) for run in board.failed]
     for run, ranked, group in entries:
+        card = None if export_refusal(run.record) else model_card(run.record)
+        if card is not None:
+            (runs_dir / f"{run.slug}.card.md").write_text(card, encoding="utf-8")
         html = run_page.render(
+            card=card_html(card) if card is not None else None,
             run=run,
             ranked=ranked,
             group=group,

@@ -57,6 +57,16 @@ class ResultFile:
         return self.record.kind == "external"
 
     @property
+    def pretrained(self) -> bool:
+        """A pretrained pipeline evaluated here as shipped (or re-tuned), not trained."""
+        return self.record.kind == "pipeline"
+
+    @property
+    def trained(self) -> bool:
+        """A recipe run: it has epochs, a budget and a start to be compared with."""
+        return self.record.kind == "recipe"
+
+    @property
     def about(self) -> str:
         """An external system's description: a text or an http(s) URL."""
         return str(self.record.about or "")

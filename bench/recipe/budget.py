@@ -14,7 +14,7 @@ from pathlib import Path
 
 from typing_extensions import TypedDict
 
-from bench.recipe.schema import Cosine, Plateau, Recipe, Step, field_location
+from bench.recipe.schema import Cosine, Plateau, Recipe, Scratch, Step, field_location
 
 
 class Budget(TypedDict, total=False):
@@ -28,7 +28,22 @@ class Budget(TypedDict, total=False):
     samples_seen: int
     audio_hours_seen: float
     warnings: list[str]
+    step_memory_gib: float
     optimizer_steps_run: int
+
+
+# peak memory of one training step per chunk-second in the batch: PyanNet of segmentation-3.0's
+# size (SincNet stride 10), float32 on CPU, measured at 3.7-4.1 MiB from batch 8 x 5 s to 64 x
+# 10 s (docs/performance.md); rounded up, and scaled by 10 / stride for a scratch model (SincNet's
+# first layers, which dominate, hold one frame per `stride` samples)
+STEP_BYTES_PER_CHUNK_SECOND = 4.5 * 2**20
+
+
+def step_memory(recipe: Recipe) -> int:
+    """Bytes one training step of ``recipe`` needs (an estimate: see the constant above)."""
+    stride = recipe.model.sincnet_stride if isinstance(recipe.model, Scratch) else 10
+    per_chunk_second = STEP_BYTES_PER_CHUNK_SECOND * 10 / stride
+    return math.ceil(recipe.batch_size * recipe.duration * per_chunk_second)
 
 
 # fewer optimizer steps than this in a whole run: any schedule, and fine-tuning itself, means
@@ -60,6 +75,7 @@ def budget(
         "samples_seen": seen,
         "audio_hours_seen": round(seen * recipe.duration / 3600, 4),
     }
+    found["step_memory_gib"] = round(step_memory(recipe) / 2**30, 3)
     found["warnings"] = warnings(recipe, steps, total, recipe_file)
     return found
 

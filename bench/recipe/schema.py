@@ -22,7 +22,7 @@ import json
 import runpy
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,10 +35,46 @@ class RecipeError(ValueError):
     """A recipe file that cannot be loaded, with the file, line and field at fault."""
 
 
+class FieldRefusal(ValueError):
+    """A recipe value refused once what it runs on is known (the model's receptive field, the
+    machine's memory): :meth:`located` names the recipe file's line of ``field``, like every
+    other recipe refusal."""
+
+    def __init__(self, field: tuple[str, ...], message: str):
+        super().__init__(message)
+        self.field = field
+
+    def located(self, path: Path) -> RecipeError:
+        """The refusal as ``file:line: field 'name': message``."""
+        name = ".".join(self.field)
+        return RecipeError(f"{field_location(path, self.field)}: field '{name}': {self}")
+
+
 class _Strict(BaseModel):
     """Unknown fields and non-finite numbers (``inf``, ``nan``) are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class _Runnable(_Strict):
+    """What a recipe file assigns to ``recipe`` (a :class:`Recipe` or a
+    :class:`PretrainedPipeline`): its settings as text and their hash, the one convention."""
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting, defaults included, as plain JSON-able data."""
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """sha256 of the resolved setup (name and description excluded), first 16 hex digits."""
+        data = self.resolved()
+        data.pop("name")
+        data.pop("description")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, **changes: Any) -> Self:
+        """A copy with some fields replaced, validated again."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
 
 class Scratch(_Strict):
@@ -243,10 +279,10 @@ class Pipeline(_Strict):
         return self
 
 
-class Recipe(_Strict):
+class Recipe(_Runnable):
     """One training setup."""
 
-    name: str = Field("", pattern=r"^[A-Za-z0-9_.+-]*$")
+    name: str = Field("", pattern=r"^([A-Za-z0-9_+-][A-Za-z0-9_.+-]*)?$")  # a file name
     description: str = ""
     mode: Literal["multilabel", "powerset"] = "multilabel"
     model: Annotated[Scratch | Pretrained, Field(discriminator="kind")]
@@ -311,26 +347,54 @@ class Recipe(_Strict):
                 scheduler["t_max"] = self.epochs
         return data
 
-    def content_hash(self) -> str:
-        """sha256 of the resolved setup (name and description excluded), first 16 hex digits."""
-        data = self.resolved()
-        data.pop("name")
-        data.pop("description")
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
-    def with_overrides(self, **changes: Any) -> Recipe:
-        """A copy with some fields replaced, validated again."""
-        data = self.model_dump()
-        data.update(changes)
-        return Recipe.model_validate(data)
+class PretrainedPipeline(_Runnable):
+    """A diarization pipeline evaluated as shipped, on the same split, scorer and metrics as the
+    recipes: a folder (``bench export``'s, or any pyannote pipeline folder; a relative ``path``
+    is taken from the working folder) or a hub pipeline (``id``, e.g.
+    ``pyannote/speaker-diarization-3.1``, with ``revision`` and the token from ``$token_env``).
+    ``retune=True`` tunes its parameters on dev first, in the recipes' two stages of
+    ``tune_trials``. ``trust=True`` loads a ``config.yaml`` that names code outside
+    pyannote.audio and bench (refused otherwise)."""
+
+    kind: Literal["pipeline"] = "pipeline"
+    name: str = Field("", pattern=r"^([A-Za-z0-9_+-][A-Za-z0-9_.+-]*)?$")
+    description: str = ""
+    id: str | None = Field(None, min_length=1)
+    path: str | None = Field(None, min_length=1)
+    revision: str | None = None
+    token_env: str = "HF_TOKEN"
+    retune: bool = False
+    tune_trials: tuple[int, int] = (10, 10)
+    trust: bool = False
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainedPipeline:
+        if (self.id is None) == (self.path is None):
+            raise ValueError("give exactly one of 'id' (a hub pipeline) and 'path' (a folder)")
+        if self.revision is not None and self.id is None:
+            raise ValueError("'revision' applies to a hub 'id' only")
+        if not self.retune and self.tune_trials != (10, 10):
+            raise ValueError("'tune_trials' applies with retune=True only")
+        if min(self.tune_trials) < 1:
+            raise ValueError(f"tune_trials must be >= 1 per stage, got {self.tune_trials}")
+        return self
+
+    @property
+    def epochs(self) -> None:
+        """A pipeline is not trained (what a run's record says of its epochs)."""
+        return None
+
+
+AnyRecipe = Recipe | PretrainedPipeline
 
 
 def _keyword_lines(source: str) -> tuple[dict[tuple[str, ...], int], dict[str, tuple[str, ...]]]:
     """Keyword paths of the ``Recipe(...)`` call mapped to line numbers, and where each nested
     constructor (``Optimizer`` -> ``("optimizer",)``) stands."""
     lines: dict[tuple[str, ...], int] = {}
-    owners: dict[str, tuple[str, ...]] = {"Recipe": ()}
+    owners: dict[str, tuple[str, ...]] = dict.fromkeys(RECIPE_TYPES, ())
 
     def visit(call: ast.Call, prefix: tuple[str, ...]) -> None:
         for kw in call.keywords:
@@ -341,7 +405,7 @@ def _keyword_lines(source: str) -> tuple[dict[tuple[str, ...], int], dict[str, t
                     visit(kw.value, (*prefix, kw.arg))
 
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Recipe":
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in RECIPE_TYPES:
             visit(node, ())
     return lines, owners
 
@@ -366,6 +430,8 @@ def _recipe_frame_line(path: Path, exc: BaseException) -> int | None:
 
 
 _TAGS = {"scratch", "pretrained", "cosine", "step", "plateau"}
+# the classes a recipe file may assign to ``recipe`` (their keyword lines are located)
+RECIPE_TYPES = ("Recipe", "PretrainedPipeline")
 
 
 def _format_validation_error(path: Path, error: ValidationError, fallback: int | None) -> str:
@@ -384,8 +450,9 @@ def _format_validation_error(path: Path, error: ValidationError, fallback: int |
     return "\n".join(messages)
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Execute a recipe file and return its validated :class:`Recipe`.
+def load_recipe(path: str | Path) -> AnyRecipe:
+    """Execute a recipe file and return its validated :class:`Recipe` (or
+    :class:`PretrainedPipeline`).
 
     The name defaults to the file's stem and the description to its docstring.
     """
@@ -406,10 +473,10 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{where}: {type(error).__name__}: {error}") from None
 
     recipe = namespace.get("recipe")
-    if not isinstance(recipe, Recipe):
+    if not isinstance(recipe, Recipe | PretrainedPipeline):
         raise RecipeError(
-            f"{path}: must assign a bench.recipe.Recipe to a variable named 'recipe' "
-            f"(found {type(recipe).__name__})"
+            f"{path}: must assign a bench.recipe.Recipe (or PretrainedPipeline) to a variable "
+            f"named 'recipe' (found {type(recipe).__name__})"
         )
     changes: dict[str, Any] = {}
     if not recipe.name:
@@ -419,7 +486,7 @@ def load_recipe(path: str | Path) -> Recipe:
     if changes:
         try:
             recipe = recipe.model_copy(update=changes)
-            Recipe.model_validate(recipe.model_dump())
+            type(recipe).model_validate(recipe.model_dump())
         except ValidationError as error:
             raise RecipeError(_format_validation_error(path, error, None)) from None
     return recipe

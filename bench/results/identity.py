@@ -11,7 +11,7 @@ import bench
 from bench import environment
 from bench.io import sha256_file
 from bench.models.hub import CHECKPOINT_FILE, local_file
-from bench.recipe import Pretrained, Recipe, data_path
+from bench.recipe import Pretrained, PretrainedPipeline, Recipe, data_path
 from bench.results.record import RunIdentity
 
 
@@ -92,3 +92,24 @@ def precision(recipe: Recipe, accelerator: str) -> str:
             name = torch.cuda.get_device_name(0)
             raise ValueError(f"precision 'bf16-mixed' needs a GPU with bfloat16 ({name} has none)")
     return "32-true" if recipe.precision == "32" else recipe.precision
+
+
+def identify_pipeline(spec: PretrainedPipeline, fingerprint: str, content: str) -> RunIdentity:
+    """The identity of a pretrained pipeline on a split: its settings, and what it is
+    (``content``: a folder's files' sha256, or a hub repository's ``id@commit``)."""
+    return RunIdentity(
+        name=spec.name,
+        kind="pipeline",
+        recipe_hash=spec.with_overrides(seed=0).content_hash(),
+        fingerprint=fingerprint,
+        seed=spec.seed,
+        epochs=None,
+        max_batches=None,
+        world_size=1,
+        global_batch=None,
+        precision=None,
+        init_sha256=content,
+        augmentation_sha256=None,
+        bench_version=bench.__version__,
+        environment=environment.digest(environment.numbers()),
+    )

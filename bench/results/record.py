@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 import bench
 from bench import environment
@@ -41,7 +41,8 @@ from bench.results.scores import AlsoTest, ScoreReport, TestScores
 
 SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "diverged"]
-Kind = Literal["recipe", "external"]
+# "pipeline": a pretrained pipeline evaluated as shipped (bench.recipe.PretrainedPipeline)
+Kind = Literal["recipe", "external", "pipeline"]
 # ``versions`` (kept for readers of older records): the numbers-relevant packages and wandb;
 # ``environment`` (bench.environment) is what the identity uses
 PACKAGES = (*environment.NUMBERS_PACKAGES, "wandb")
@@ -77,7 +78,7 @@ class RunIdentity:
     in one table, paired by the gate, or one skipped for the other) only when these are equal."""
 
     name: str  # the recipe's name (or an external system's)
-    kind: str  # "recipe" | "external"
+    kind: str  # "recipe" | "external" | "pipeline"
     # the resolved recipe after caps and overrides, seed excluded (external systems: outputs)
     recipe_hash: str | None
     fingerprint: str  # the dataset split
@@ -134,11 +135,20 @@ def record_stem(identity: RunIdentity | None, name: str, fingerprint: str) -> st
     """The one file-naming rule: ``{name}-s{seed}-e{epochs}[-b{N}]-{digest}`` for a run with an
     identity; ``{name}-invalid-{fingerprint}`` for a recipe that could not even be resolved."""
     if identity is None:
-        return f"{name}-invalid-{fingerprint}"
-    cap = f"-b{identity.max_batches}" if identity.max_batches else ""
-    seed = "" if identity.seed is None else f"-s{identity.seed}"
-    epochs = "" if identity.epochs is None else f"-e{identity.epochs}"
-    return f"{identity.name}{seed}{epochs}{cap}-{identity.digest}"
+        stem = f"{name}-invalid-{fingerprint}"
+    else:
+        cap = f"-b{identity.max_batches}" if identity.max_batches else ""
+        seed = "" if identity.seed is None else f"-s{identity.seed}"
+        epochs = "" if identity.epochs is None else f"-e{identity.epochs}"
+        stem = f"{identity.name}{seed}{epochs}{cap}-{identity.digest}"
+    if not is_file_name(stem):  # names come from records, which are data: never a path
+        raise ValueError(f"{stem!r} is not a file name (a path separator, or a leading dot)")
+    return stem
+
+
+def is_file_name(text: str) -> bool:
+    """``text`` names a file in its folder: no path separator, NUL or leading dot."""
+    return bool(text) and not text.startswith(".") and not set(text) & {"/", "\\", "\0"}
 
 
 def output_paths(outputs: Any) -> list[str]:
@@ -226,6 +236,13 @@ class Record(BaseModel):
         data["schema"] = data.pop("schema_")
         return {"schema": data.pop("schema"), **data}
 
+    @model_validator(mode="after")
+    def _names_files(self) -> Record:
+        if not is_file_name(self.name):  # names are data, never paths
+            raise ValueError(f"name {self.name!r} is not a file name")
+        self.stem  # noqa: B018 (raises when the identity's names would make a path)
+        return self
+
     @property
     def run_identity(self) -> RunIdentity | None:
         """The run identity (None for a recipe that could not be resolved)."""
@@ -233,7 +250,8 @@ class Record(BaseModel):
 
     @property
     def stem(self) -> str:
-        """The file stem every file of this run is named by (:func:`record_stem`)."""
+        """The file stem every file of this run is named by (:func:`record_stem`; always a
+        plain file name: a record whose names would make a path is refused when read)."""
         return record_stem(self.run_identity, self.name, self.dataset.get("fingerprint", "unknown"))
 
     def scores(self, metric: str | None = None) -> ScoreReport | None:

@@ -4,15 +4,16 @@ A report holds DER and its components over a set of files and for each file. Rat
 where DER is undefined (no reference speech; ``undefined`` says so) and the seconds are kept
 either way, so the bootstrap (:mod:`bench.stats`) reads each file's errors and total from
 ``seconds``. A chunk-level report has rates only; the full pipeline's adds JER, speaker counts,
-the overlap breakdown and the collar variant. Unknown keys are refused: a damaged block is named
-when its file is read, not met later as a ``KeyError`` in the gate or the leaderboard.
+the overlap breakdown and the collar variant. Unknown keys and values of the wrong type (a
+string DER) are refused: a damaged block is named when its file is read, not met later as a
+``KeyError`` in the gate or the leaderboard.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bench.io import is_number
 from bench.results.info import DatasetInfo
@@ -21,8 +22,18 @@ from bench.results.info import DatasetInfo
 VARIANT = "collar_0.25_no_overlap"
 
 
+def _integral(value: Any) -> Any:
+    """A float holding a whole number (``2.0``) as the int it is; anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# a count: an int (or a whole float, as JSON writers may give it); never a string or a bool
+Count = Annotated[int, BeforeValidator(_integral)]
+
+
 class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: a damaged value ("0.5" for a DER, 2.0 for a count) is refused, never coerced
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     def as_json(self) -> dict[str, Any]:
         """The block as it is written: aliases as keys, fields never set left out."""
@@ -58,14 +69,14 @@ class Jaccard(_Block):
     """JER's components: summed speaker error over the reference speakers."""
 
     speaker_error: float
-    speaker_count: int
+    speaker_count: Count
 
 
 class Speakers(_Block):
     """Distinct speakers in a file's reference and in its hypothesis."""
 
-    reference: int
-    hypothesis: int
+    reference: Count
+    hypothesis: Count
 
 
 class FileScores(Rates):
@@ -81,7 +92,7 @@ class SpeakerCount(_Block):
 
     accuracy: float | None
     mae: float | None
-    files: int
+    files: Count
 
 
 class Region(Rates):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
-from bench.io import finite_json, swap_dir, write_json
+from bench.io import clear_leftovers, finite_json, swap_dir, write_json
 from bench.results.record import Record, ResultError, parse_record
 
 T = TypeVar("T")
@@ -189,6 +190,18 @@ class ResultStore:
             yield
         finally:
             lock.release()
+
+    def clear_leftovers(self, stem: str) -> list[Path]:
+        """Remove what a killed or failed run of ``stem`` left: its ``--force`` staging folder
+        (``--force`` never resumes) and a run folder moved aside by an unfinished swap (moved
+        back when it is the only one). Call it holding the run's lock; returns what was
+        removed."""
+        removed = clear_leftovers(self.run_dir(stem))
+        staging = self.staging_dir(stem)
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+        return removed
 
     def swap_in(self, staged: Path, stem: str) -> Path:
         """Put a ``--force`` run's folder in place of the run's earlier one."""

@@ -35,3 +35,34 @@ def device_description(acc: str) -> dict[str, Any]:
     if acc == "gpu":
         return {"accelerator": "cuda", "name": torch.cuda.get_device_name(0)}
     return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
+
+
+def _cgroup_room() -> int | None:
+    """Bytes this process's cgroup (v2) may still take, when it has a limit."""
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(0, int(limit) - used)
+
+
+def available_memory(acc: str) -> tuple[int | None, str]:
+    """Bytes a run can still use on its device, and what they are (None: unknown). CPU: the
+    kernel's MemAvailable, or the cgroup's room when smaller; GPU: the device's free memory."""
+    if acc == "gpu":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return free, f"the GPU ({torch.cuda.get_device_name(0)})"
+    found = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                found = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    room = _cgroup_room()
+    if room is not None and (found is None or room < found):
+        return room, "this process's memory limit (cgroup)"
+    return found, "this machine"

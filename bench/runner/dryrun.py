@@ -22,6 +22,8 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
     data, demo = split
     run = ActiveRun(Path(path), options, data, demo, Reporter(), options.results.resolve())
     resolve(run)
+    if run.pretrained:
+        return _describe_pipeline(run)
     task = assemble(run)
     recipe, overrides, model, init = run.recipe, run.overrides, run.model, run.init
     acc = run.accelerator
@@ -49,7 +51,8 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
         f"loss        {loss_text(recipe.resolved())}",
         f"budget      {budget['optimizer_steps']} optimizer steps, {budget['samples_seen']} "
         f"chunks, {budget['audio_hours_seen']:g} h of audio seen "
-        f"({budget['train_hours']:g} h of train audio)",
+        f"({budget['train_hours']:g} h of train audio), about {budget['step_memory_gib']:g} GiB "
+        "a training step",
         *(f"warning     {w}" for w in budget["warnings"]),
         f"training    {recipe.epochs} epochs, gradient clip {recipe.gradient_clip}, early stopping "
         f"patience {recipe.early_stopping_patience}, precision {run.precision}, "
@@ -89,3 +92,30 @@ def _scheduler(config: dict | None) -> str:
         if k in {"T_max", "eta_min", "step_size", "gamma", "factor", "patience", "min_lrs"}
     }
     return f"{scheduler.__class__.__name__} {state}, stepped per {config['interval']}"
+
+
+def _describe_pipeline(run: ActiveRun) -> str:
+    """A pretrained pipeline's setup: where it comes from, its identity, what the run does."""
+    from bench.deploy.load import load_pipeline
+
+    spec = run.recipe
+    loaded = load_pipeline(spec.path or spec.id, trust=spec.trust, revision=spec.revision,
+                           token_env=spec.token_env)  # fmt: skip
+    pipeline = loaded.pipeline
+    demo = " [demo]" if run.demo else ""
+    if spec.retune:
+        trials = f"{spec.tune_trials[0]}+{spec.tune_trials[1]}"
+        what = f"re-tuned on dev ({trials} trials, seed {spec.seed}), then applied"
+    else:
+        what = "applied as shipped"
+    return "\n".join(
+        [
+            f"recipe      {spec.name} ({spec.content_hash()}) from {run.path}",
+            f"identity    {run.stem}",
+            f"split       {run.split.name} ({run.split.fingerprint}){demo}",
+            f"pipeline    {type(pipeline).__module__}.{type(pipeline).__qualname__} from "
+            f"{loaded.ref} ({run.identity.init_sha256})",
+            f"parameters  {json.dumps(pipeline.parameters(instantiated=True), default=str)}",
+            f"run         {what} to the test files, scored like every recipe",
+        ]
+    )

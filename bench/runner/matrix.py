@@ -39,18 +39,29 @@ class Job:
     seed: int | None  # None: the recipe's (or --seed's) own
 
 
+# the most seeds one recipe may run with: each is a whole run (a larger count is a typo)
+MAX_SEEDS = 1000
+
+
 def parse_seeds(text: str | None) -> list[int] | None:
-    """``"3"`` -> seeds 0, 1, 2; ``"0,7,42"`` -> those seeds."""
+    """``"3"`` -> seeds 0, 1, 2; ``"0,7,42"`` -> those seeds. A count must be 1 to
+    :data:`MAX_SEEDS`; listed seeds must be >= 0, distinct, and at most that many."""
     if text is None:
         return None
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"--seeds {text!r}: expected a count (3) or a list (0,7,42)") from None
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"--seeds {text!r}: expected a positive count or seeds >= 0")
     if "," not in text:
+        if len(values) != 1 or not 1 <= values[0] <= MAX_SEEDS:
+            raise ValueError(f"--seeds {text!r}: expected a count from 1 to {MAX_SEEDS}")
         return list(range(values[0]))
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"--seeds {text!r}: expected seeds >= 0")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--seeds {text!r}: a seed is listed twice (the same run)")
+    if len(values) > MAX_SEEDS:
+        raise ValueError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds")
     return values
 
 

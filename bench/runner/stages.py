@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bench.data import Split
-from bench.io import cache_root, write_json
-from bench.recipe import Recipe, load_recipe
+from bench.io import cache_root, file_name, write_json
+from bench.recipe import AnyRecipe, FieldRefusal, PretrainedPipeline, RecipeError, load_recipe
 from bench.recipe.budget import Budget
 from bench.results import (
     DER_KEY,
@@ -63,11 +63,35 @@ class RunState:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState | None:
-        """The state of an interrupted run in ``run_dir``, if it got as far as a checkpoint."""
-        path = run_dir / cls.FILE
-        if not path.is_file() or not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        """The state of an interrupted run in ``run_dir``, if it got as far as a checkpoint.
+        :class:`ValueError` names a state or checkpoint that cannot be read."""
+        path, last = run_dir / cls.FILE, run_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file() or not last.is_file():
             return None
-        return cls(**json.loads(path.read_text()))
+        try:
+            state = cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            raise ValueError(f"{path}: not a readable run state: {error}") from None
+        import torch
+
+        try:  # what Lightning resumes from: a zip archive holding the trainer's state
+            checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        except Exception as error:
+            raise ValueError(f"{last}: not a readable checkpoint: {error}") from None
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError(f"{last}: not a readable checkpoint: no state_dict")
+        return state
+
+    @classmethod
+    def set_aside(cls, run_dir: Path) -> Path:
+        """Move an unreadable resume state (checkpoints and state file) out of the way, into
+        ``run_dir/unreadable-TIME/``, so that the run starts again and nothing is deleted."""
+        aside = run_dir / f"unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        aside.mkdir()
+        for name in ("checkpoints", cls.FILE):
+            if (run_dir / name).exists():
+                os.replace(run_dir / name, aside / name)
+        return aside
 
 
 class RunFailed(RuntimeError):
@@ -99,8 +123,8 @@ class ActiveRun:
     results_dir: Path
     started: str = field(default_factory=now)
     stages: dict[str, float] = field(default_factory=dict)
-    declared: Recipe | None = None
-    recipe: Recipe | None = None
+    declared: AnyRecipe | None = None
+    recipe: AnyRecipe | None = None  # after caps and overrides
     overrides: dict[str, Override] = field(default_factory=dict)
     accelerator: str = "cpu"  # "gpu" or "cpu" (bench.runner.device)
     precision: str | None = None
@@ -124,6 +148,11 @@ class ActiveRun:
     ddp_child_done: bool = False
 
     @property
+    def pretrained(self) -> bool:
+        """A pretrained pipeline evaluated as shipped (or re-tuned), not a recipe to train."""
+        return isinstance(self.recipe, PretrainedPipeline)
+
+    @property
     def store(self) -> ResultStore:
         return ResultStore(self.results_dir)
 
@@ -145,7 +174,8 @@ class ActiveRun:
         """The fields every record of this run carries, whatever its status."""
         recipe = self.recipe
         return {
-            "name": recipe.name if recipe else Path(self.path).stem,
+            # a recipe that did not load is named by its file (as a file name: see Recipe.name)
+            "name": recipe.name if recipe else file_name(Path(self.path).stem),
             "identity": self.identity.as_dict() if self.identity else None,
             "recipe_file": str(self.path),
             "recipe": recipe.resolved() if recipe else None,
@@ -171,11 +201,27 @@ def resolve(run: ActiveRun) -> None:
     """Load the recipe, apply caps and overrides, and fix the run's identity and file names."""
     with run.timed("load"):
         run.declared = load_recipe(run.path)
+    run.accelerator = choose_accelerator(run.options.device)
+    if isinstance(run.declared, PretrainedPipeline):  # a pipeline as shipped: no training
+        from bench.runner.pipelines import resolve_pipeline
+
+        resolve_pipeline(run)
+        return
+    with run.timed("load"):
         run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
     from bench.results.identity import identify, precision
 
-    run.accelerator = choose_accelerator(run.options.device)
-    run.precision = precision(run.recipe, run.accelerator)
+    try:
+        run.precision = precision(run.recipe, run.accelerator)
+    except ValueError as error:  # named like every recipe refusal: the line, or the option
+        from bench.recipe import field_location
+
+        where = (
+            f"--precision {run.recipe.precision}"
+            if "precision" in run.overrides
+            else f"{field_location(run.path, ('precision',))}: field 'precision'"
+        )
+        raise RecipeError(f"{where}: {error}") from None
     run.identity = identify(
         run.recipe,
         run.split.fingerprint,
@@ -245,20 +291,52 @@ def announce(run: ActiveRun) -> None:
         run.report.say(
             f"budget: {b['optimizer_steps']} optimizer steps ({b['steps_per_epoch']} per epoch x "
             f"{recipe.epochs}), {b['samples_seen']} chunks, {b['audio_hours_seen']:g} h of audio "
-            f"seen ({b['train_hours']:g} h of train audio)"
+            f"seen ({b['train_hours']:g} h of train audio), about {b['step_memory_gib']:g} GiB a "
+            "training step"
         )
     for warning in b.get("warnings") or []:
         run.report.warn(warning)
 
 
+def check_memory(run: ActiveRun) -> None:
+    """Refuse, before anything is built, a batch whose training step cannot fit the device's
+    available memory (:func:`bench.recipe.budget.step_memory`: an estimate, rounded up)."""
+    if run.recipe.epochs == 0:
+        return
+    from bench.recipe.budget import STEP_BYTES_PER_CHUNK_SECOND, step_memory
+    from bench.runner.device import available_memory
+
+    need = step_memory(run.recipe)
+    have, where = available_memory(run.accelerator)
+    if have is not None and need > have:
+        recipe = run.recipe
+        raise FieldRefusal(
+            ("batch_size",),
+            f"a training step of {recipe.batch_size} chunks of {recipe.duration:g} s needs about "
+            f"{_gib(need)} (~{STEP_BYTES_PER_CHUNK_SECOND / 2**20:g} MiB per chunk-second), and "
+            f"{where} has {_gib(have)} available: lower batch_size or duration",
+        )
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
 def assemble(run: ActiveRun, index_dir: Path | None = None) -> BenchDiarization:
-    """Build the run's task and initial model (:func:`bench.training.assemble.assemble`: the
-    same function the GPU check and the tests call)."""
+    """Check the run fits the machine, then build its task and initial model
+    (:func:`bench.training.assemble.assemble`: the same function the GPU check and the tests
+    call). A value the model or the machine refuses is named at its recipe line."""
     from bench.training.assemble import assemble as build
 
-    with run.timed("prepare"):
-        built = build(run.recipe, run.split, cache_root(run.options.cache_dir), index_dir)
+    try:
+        check_memory(run)
+        with run.timed("prepare"):
+            built = build(run.recipe, run.split, cache_root(run.options.cache_dir), index_dir)
+    except FieldRefusal as refusal:
+        raise refusal.located(run.path) from None
     run.audio, run.model, run.init = built.audio, built.model, built.init
+    for note in built.audio.repaired:
+        run.report.warn(note)
     return built.task
 
 
@@ -271,7 +349,12 @@ def train(run: ActiveRun) -> None:
     if run.options.force and not _ddp_child():  # DDP's extra processes re-run this command
         shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    run.resume = RunState.load(run_dir)
+    try:
+        run.resume = RunState.load(run_dir)
+    except ValueError as error:
+        aside = RunState.set_aside(run_dir)
+        run.report.warn(f"{error}; moved to {aside}, the run starts again")
+        run.resume = None
     source = run.init.source
     run.report.say(f"initial weights: {source.id} ({source.origin}): {run.init.reason}")
     loggers = []
@@ -412,6 +495,30 @@ def pipeline(run: ActiveRun) -> None:
 # One run
 
 
+def run_stages(run: ActiveRun) -> Path:
+    """A recipe's stages, in order; the result's path."""
+    announce(run)
+    assemble(run)
+    train(run)
+    evaluate(run)
+    pipeline(run)
+    return record(run)
+
+
+def run_pretrained(run: ActiveRun) -> Path:
+    """A pretrained pipeline's stages (:mod:`bench.runner.pipelines`); the result's path."""
+    from bench.runner.pipelines import evaluate_pretrained, record_pipeline
+
+    spec = run.recipe
+    run.report.say(
+        f"{spec.name} ({spec.content_hash()}): pretrained pipeline {spec.path or spec.id} "
+        f"({run.identity.init_sha256}) on split {run.split.name} ({run.split.fingerprint}), "
+        f"{'re-tuned on dev' if spec.retune else 'as shipped'}, {run.accelerator}"
+    )
+    hypotheses = evaluate_pretrained(run)
+    return record_pipeline(run, hypotheses)
+
+
 def run_recipe(
     path: Path,
     options: RunOptions,
@@ -443,12 +550,15 @@ def run_recipe(
                 report.say(f"{run.recipe.name}: skipped, another process recorded it")
                 report.result(done)
                 return done
-            announce(run)
-            assemble(run)
-            train(run)
-            evaluate(run)
-            pipeline(run)
-            out = record(run)
+            # DDP's extra processes re-run this command: the launching process owns the files
+            for left in [] if _ddp_child() else run.store.clear_leftovers(run.stem):
+                report.say(f"removed {left}: left by an earlier killed or failed run")
+            try:
+                out = run_pretrained(run) if run.pretrained else run_stages(run)
+            except BaseException:
+                if options.force and not _ddp_child():  # --force never resumes
+                    run.store.clear_leftovers(run.stem)
+                raise
         report.result(out)
         return out
     except KeyboardInterrupt:
@@ -461,7 +571,8 @@ def run_recipe(
             error = RuntimeError(f"sys.exit({error.code!r}) was called during the run")
         out = record_failure(run, error)
         status = "diverged" if isinstance(error, FloatingPointError) else "failed"
-        report.say(f"{path}: {error}", "red", f"{status}:")
+        named = isinstance(error, RecipeError)  # it names the file and line itself
+        report.say(str(error) if named else f"{path}: {error}", "red", f"{status}:")
         if out is not None:
             report.result(out)
         raise RunFailed(str(error), out) from error

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import random
+import signal
+import threading
 import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning
 import numpy as np
@@ -24,6 +26,8 @@ from bench.recipe import Plateau, Pretrained, Recipe, Step
 from bench.results import EPOCH_COLUMNS, Row, evaluated_epoch
 from bench.results.identity import precision
 from bench.training.task import DER, BenchDiarization
+
+T = TypeVar("T")
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -343,6 +347,22 @@ class Fitted:
         return next((r for r in self.epochs if r["epoch"] == self.best_epoch), None)
 
 
+def interruptible(trainer: lightning.Trainer, call: Callable[[], T]) -> T:
+    """Run a trainer entry point so that Ctrl-C stays a :class:`KeyboardInterrupt`: Lightning
+    turns it into ``sys.exit(1)`` after a graceful shutdown and ignores SIGINT from then on,
+    which would make an interrupted run look like a failed one and let the next recipe start."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return call()
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt("interrupted (Ctrl-C)") from None
+        raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
 def fit(
     recipe: Recipe,
     model: Model,
@@ -410,7 +430,9 @@ def fit(
     # resume: weights, optimizer, scheduler, callbacks and RNG (bench wrote this checkpoint)
     resume = recipe.epochs > 0 and initial is not None and last.is_file()
     if not resume:
-        initial = validation_row(trainer.validate(model, verbose=False)[0])
+        initial = validation_row(
+            interruptible(trainer, lambda: trainer.validate(model, verbose=False))[0]
+        )
         if on_initial is not None and trainer.is_global_zero:
             on_initial(initial)
     if recipe.epochs == 0:  # no fine-tuning: the initial weights are evaluated as they are
@@ -418,9 +440,9 @@ def fit(
             model, [], initial, None, None, False, trainer.global_rank, trainer.world_size
         )
     if resume:
-        trainer.fit(model, ckpt_path=last, weights_only=False)
+        interruptible(trainer, lambda: trainer.fit(model, ckpt_path=last, weights_only=False))
     else:
-        trainer.fit(model)
+        interruptible(trainer, lambda: trainer.fit(model))
     best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     best = evaluated_epoch(recorder.rows)
     best_epoch = int(best["epoch"]) if best is not None else None

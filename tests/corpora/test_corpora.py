@@ -590,3 +590,23 @@ def test_nemo_takes_its_recordings_lines_from_a_shared_rttm(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(rows[2]) + "\n")
     with pytest.raises(DataError, match=r"m\.json:1: rttm_filepath: has lines of 2 recordings"):
         nemo.read(tmp_path / "m.json", None)
+
+
+def test_imported_and_exported_folders_follow_the_umask(tmp_path):
+    """Under ``umask 022`` imported datasets and exported folders were ``0700``: a team's other
+    users (or a Pages build) could not read them."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        data = hand_made_dataset(tmp_path / "data")
+        assert invoke("data", "export", "nemo", data, "--out", tmp_path / "nemo").exit_code == 0
+        back = invoke("data", "import", "nemo", tmp_path / "nemo", "--out", tmp_path / "back")
+        assert back.exit_code == 0, back.output
+    finally:
+        os.umask(previous)
+    for top in (tmp_path / "nemo", tmp_path / "back"):
+        for path in [top, *top.rglob("*")]:
+            want = 0o755 if path.is_dir() else 0o644
+            assert stat.S_IMODE(path.stat().st_mode) == want, path

@@ -343,3 +343,82 @@ def test_jer_gate_refuses_records_without_jer(tmp_path):
     code, output = bench("gate", "--baseline", str(candidate), "--candidate", str(candidate),
                          "--metric", "wer")  # fmt: skip
     assert code == 2 and "metric 'wer': expected one of der, jer" in output
+
+
+def _damaged(data: dict, path: str, value: object) -> dict:
+    """A deep copy of a record's JSON with the value at a dotted path replaced (``...`` drops
+    the key)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    *parents, key = path.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[key]
+    else:
+        node[key] = value(node[key]) if callable(value) else value
+    return data
+
+
+DAMAGES = {
+    "seconds_null": ("test.chunk.seconds", None, "field 'test.chunk.seconds'"),
+    "seconds_missing": ("test.chunk.seconds", ..., "field 'test.chunk.seconds': Field required"),
+    "files_list": ("test.chunk.files", lambda files: list(files.values()), "'test.chunk.files'"),
+    "der_string": ("test.chunk.DER", "0.5", "field 'test.chunk.DER'"),
+    "no_common_file": (
+        "test.chunk.files",
+        lambda files: {f"renamed_{uri}": scores for uri, scores in files.items()},
+        "baseline and candidate share no test file",
+    ),
+    "name_as_path": ("name", "../../x", "is not a file name"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_record_is_refused_with_its_report_written(damage, tmp_path):
+    """Malformed score blocks (null or missing ``seconds``, ``files`` as a list, no file in
+    common) ended in TypeError/KeyError/AttributeError/ValueError tracebacks with exit 1, which
+    CI reads as a regression, and no report; a string DER was compared as a number."""
+    import json
+
+    from helpers import ROOT
+
+    baseline = ROOT / "leaderboard" / "baseline"
+    source = next(baseline.glob("adam-*.json"))
+    path, value, why = DAMAGES[damage]
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    (candidate / source.name).write_text(json.dumps(_damaged(json.loads(source.read_text()),
+                                                             path, value)))  # fmt: skip
+    report = tmp_path / "gate.md"
+    code, output = bench(
+        "gate", "--baseline", str(baseline), "--candidate", str(candidate),
+        "--markdown", str(report),
+    )  # fmt: skip
+    assert code == 2, output
+    assert why in output and "Traceback" not in output
+    assert report.read_text() == output
+
+
+def test_update_baseline_never_writes_outside_it(tmp_path):
+    """A candidate whose recipe name is ``../../x`` was written outside ``--baseline``: names
+    from records are data, never paths."""
+    import json
+
+    from helpers import ROOT
+
+    source = next((ROOT / "leaderboard" / "baseline").glob("adam-*.json"))
+    candidate, baseline = tmp_path / "a" / "candidate", tmp_path / "a" / "baseline"
+    candidate.mkdir(parents=True)
+    data = _damaged(json.loads(source.read_text()), "name", "../../x")
+    data = _damaged(data, "identity.name", "../../x")
+    (candidate / "evil.json").write_text(json.dumps(data))
+    code, output = bench(
+        "gate", "--baseline", str(baseline), "--candidate", str(candidate), "--update-baseline"
+    )
+    assert code == 2 and "is not a file name" in output, output
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "a", "a/candidate", "a/candidate/evil.json",
+    ]  # fmt: skip

@@ -1093,3 +1093,35 @@ def test_no_better_than_start_reads_the_record():
     assert no_better_than_start(record(best_validation={DER_KEY: 0.2})) is None
     assert "best dev DER none" in no_better_than_start(record(best_validation=None))
     assert no_better_than_start(record(epochs=[])) is None  # did not train
+
+
+def test_a_damaged_record_beside_good_ones_is_skipped_by_name(tmp_path):
+    """One record with a malformed score block beside good ones ended in an AttributeError
+    traceback and no site; a string ``"0.5"`` DER or a list was silently ranked."""
+    from helpers import ROOT
+
+    baseline = ROOT / "leaderboard" / "baseline"
+    good = sorted(baseline.glob("*.json"))
+    source = json.loads(next(baseline.glob("adam-*.json")).read_text())
+    chunk = source["test"]["chunk"]
+    damages = {
+        "seconds_null.json": {**chunk, "seconds": None},
+        "files_list.json": {**chunk, "files": list(chunk["files"].values())},
+        "der_string.json": {**chunk, "DER": "0.5"},
+        "der_list.json": {**chunk, "DER": [0.5]},
+    }
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in good:
+        shutil.copy(path, results / path.name)
+    for name, block in damages.items():
+        (results / name).write_text(json.dumps({**source, "test": {"chunk": block}}))
+    outcome = CliRunner().invoke(
+        app, ["leaderboard", "--results", results, "--out", tmp_path / "site"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    output = outcome.output.replace("\n", "")
+    for name in damages:
+        assert f"skipped {name}: {results / name}: field 'test.chunk." in output
+    assert f"{len(good)} results: {len(good)} ranked" in output and "Traceback" not in output
+    assert "50.00" not in (tmp_path / "site" / "LEADERBOARD.md").read_text()

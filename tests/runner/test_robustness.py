@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,12 +143,17 @@ def test_forced_rerun_that_fails_keeps_the_good_result(tmp_path, split, cache_di
     assert good.read_bytes() == before and checkpoint.is_file()  # nothing recorded was lost
     assert failure.value.result.name == good.name.replace(".json", ".failed.json")
     assert result_json(failure.value.result)["status"] == "failed"
+    # the forced attempt's folder (34 MB on the demo) is not left behind: --force never resumes
+    assert not (results / "runs" / f"{good.stem}.force").exists()
     monkeypatch.undo()
+    leftover = results / "runs" / f"{good.stem}.force"  # as a killed forced run leaves it
+    (leftover / "checkpoints").mkdir(parents=True)
 
     good.write_text("{ truncated by a crash")
     outcome = CliRunner().invoke(app, ["run", str(recipe), *common(results, cache_dir, split)])
     assert outcome.exit_code == 0, outcome.output
     assert f"{good}: not a readable result" in outcome.output.replace("\n", "")
+    assert f"removed {leftover}" in outcome.output.replace("\n", "") and not leftover.exists()
     rerun = result_json(good)
     assert rerun["status"] == "ok" and Path(rerun["best_checkpoint"]).is_file()
     assert not failure.value.result.exists()  # the good result supersedes the failed attempt
@@ -193,3 +199,123 @@ def test_a_diverged_recipe_is_flagged_never_ranked_and_the_next_one_runs(tmp_pat
     board = leaderboard.build_board(*leaderboard.load_runs(results))
     assert [r.run.name for g in board.groups for r in g.ranked] == ["b_adam"]
     assert [run.name for run in board.failed] == ["a_adam_lr1e3"]
+
+
+def recipe_line(text: str, field: str) -> int:
+    """The line of ``field=`` in a recipe's text (as the file holds it)."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if f"{field}=" in line)
+
+
+def test_limits_are_checked_before_anything_is_built(tmp_path, split, cache_dir):
+    """``batch_size=10**9`` was accepted and the run climbed past 4 GB before anything said no;
+    ``duration=0.001`` passed validation and failed inside training (``negative dimensions are
+    not allowed``); a ``16-mixed`` refusal on CPU named neither the line nor the field."""
+    texts = {
+        "huge.py": ONE_EPOCH.replace("batch_size=4", "batch_size=10**9"),
+        "short.py": ONE_EPOCH.replace("duration=5.0", "duration=0.001"),
+        "half.py": ONE_EPOCH.replace("seed=3,", 'seed=3, precision="16-mixed",'),
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    results = tmp_path / "results"
+    code, output = bench_cli(
+        "run", *(str(tmp_path / n) for n in texts), "--device", "cpu",
+        *common(results, cache_dir, split),
+    )  # fmt: skip
+    assert code == 1 and "3 of 3 run(s) failed" in output, output
+    output = output.replace("\n", "")
+    huge = f"{tmp_path / 'huge.py'}:{recipe_line(texts['huge.py'], 'batch_size')}"
+    assert f"{huge}: field 'batch_size': a training step of 1000000000 chunks of 5 s" in output
+    short = f"{tmp_path / 'short.py'}:{recipe_line(texts['short.py'], 'duration')}"
+    assert (
+        f"{short}: field 'duration': 0.001 s chunks are shorter than the model's receptive "
+        "field (0.062 s)"
+    ) in output
+    half = f"{tmp_path / 'half.py'}:{recipe_line(texts['half.py'], 'precision')}"
+    assert f"{half}: field 'precision': precision '16-mixed' needs a GPU" in output
+    assert "Traceback" not in output and not re.search(r"epoch +1 +DER", output)
+    records = [result_json(p) for p in results.glob("*.failed.json")]
+    assert len(records) == 3 and all("prepare" not in r["wall_time"] for r in records)
+    assert not (results / "runs").exists() or not any((results / "runs").rglob("*.ckpt"))
+
+
+def test_seed_counts_are_refused_before_the_split_is_prepared(tmp_path):
+    """``--seeds 1000000000`` climbed past 3.5 GB building the run list; ``--seeds 0`` silently
+    ran the recipe's own seed. Both are refused before the demo split would be built."""
+    recipe = tmp_path / "tiny.py"
+    recipe.write_text(ONE_EPOCH)
+    cache = tmp_path / "cache"
+    for seeds, why in (
+        ("0", "expected a count from 1 to 1000"),
+        ("1000000000", "expected a count from 1 to 1000"),
+        ("0,7,0", "a seed is listed twice"),
+        ("-1,2", "expected seeds >= 0"),
+    ):
+        code, output = bench_cli("run", str(recipe), "--seeds", seeds, "--cache", str(cache))
+        assert code == 2 and why in output and output.strip().count("\n") == 0, output
+    assert not cache.exists()  # the demo was never built
+
+
+def test_an_unreadable_resume_checkpoint_is_set_aside_and_the_run_restarts(
+    tmp_path, split, cache_dir
+):
+    """A truncated ``last.ckpt`` made every later run of that identity fail with
+    ``PytorchStreamReader failed reading zip archive``, forever, until ``--force``."""
+    recipe = tmp_path / "tiny.py"
+    recipe.write_text(ONE_EPOCH)
+    results = tmp_path / "results"
+    args = ["run", str(recipe), *common(results, cache_dir, split)]
+    code, output = bench_cli(*args)
+    assert code == 0, output
+    (result,) = results.glob("*.json")
+    first = result_json(result)
+    result.unlink()  # as if the run had been killed after its last checkpoint
+    last = results / "runs" / result.stem / "checkpoints" / "last.ckpt"
+    truncated = last.read_bytes()[: last.stat().st_size // 2]
+    last.write_bytes(truncated)
+    code, output = bench_cli(*args)
+    assert code == 0, output
+    flat = output.replace("\n", "")
+    assert f"{last}: not a readable checkpoint" in flat and "the run starts again" in flat
+    (aside,) = (results / "runs" / result.stem).glob("unreadable-*")
+    assert (aside / "checkpoints" / "last.ckpt").read_bytes() == truncated  # set aside, kept
+    again = result_json(result)
+    assert again["status"] == "ok" and len(again["epochs"]) == 1
+    assert again["best_validation"] == first["best_validation"]  # a clean restart, same numbers
+
+
+@pytest.mark.slow
+def test_ctrl_c_records_the_run_and_stops_the_command(tmp_path, split, cache_dir):
+    """SIGINT during training was recorded as ``sys.exit(1) was called during the run`` and
+    the next recipe started; a second Ctrl-C was needed."""
+    import signal
+
+    long = ONE_EPOCH.replace("epochs=1", "epochs=200")
+    (tmp_path / "a_long.py").write_text(long)
+    (tmp_path / "b_next.py").write_text(ONE_EPOCH)
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "bench.cli", "run", str(tmp_path / "a_long.py")]
+    command += [str(tmp_path / "b_next.py"), *common(results, cache_dir, split)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    watchdog = threading.Timer(300, child.kill)
+    watchdog.start()
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if re.match(r"epoch +1 +DER", line):  # the first epoch's row: training is under way
+            child.send_signal(signal.SIGINT)
+            break
+    rest = child.stdout.read()
+    child.wait()
+    watchdog.cancel()
+    output = "".join(seen) + rest
+    assert child.returncode == 130, output
+    assert "interrupted (Ctrl-C)" in output and "Traceback" not in output
+    assert "b_next" not in output  # the next recipe never started
+    (record,) = [result_json(p) for p in results.glob("*.json")]
+    assert record["name"] == "a_long" and record["status"] == "failed"
+    assert record["error"]["type"] == "KeyboardInterrupt"
+    assert "sys.exit" not in record["error"]["message"]
