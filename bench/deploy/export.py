@@ -9,12 +9,14 @@ The folder::
     embedding/...                    CAM++ (campplus_cn_en_common.pt) or a local pyannote
                                      embedding (pytorch_model.bin); a hub embedding is named by
                                      id and commit instead of copied
+    plda/                            VBx: xvec_transform.npz and plda.npz
     README.md                        the model card (bench.leaderboard.card)
     bench.json                       the run's record and each file's sha256 (provenance)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -32,6 +34,8 @@ from bench.models.embeddings import CAMPPLUS_FILE
 from bench.models.hub import CHECKPOINT_FILE
 from bench.results import Record, ResultError, now, read_record
 
+# a pipeline folder's config.yaml, as YAML gives it (mappings of mappings, lists and scalars)
+Config = dict[str, Any]
 # what inference needs of a Lightning checkpoint (optimizer, loops and callbacks are dropped)
 KEEP = ("pytorch-lightning_version", "state_dict", "hyper_parameters", "hparams_name")
 PROVENANCE = "bench.json"
@@ -93,12 +97,19 @@ def evaluated_checkpoint(record: Record, result: Path) -> Path:
     return path
 
 
-def strip_checkpoint(source: Path, target: Path) -> None:
+def strip_checkpoint(source: Path, target: Path, duration: float | None = None) -> None:
     """Write ``source`` (a Lightning/pyannote checkpoint) at ``target`` with only what
-    ``Model.from_pretrained`` needs."""
+    ``Model.from_pretrained`` needs. ``duration``: the chunk duration the run's pipeline slid
+    (a model evaluated as it is, ``epochs=0``, takes its run's task duration, which its file
+    does not hold: the demo's 5 s against segmentation-3.0's 10 s)."""
     checkpoint = torch.load(source, map_location="cpu", weights_only=False)
-    kept: dict[str, Any] = {k: checkpoint[k] for k in KEEP if k in checkpoint}
-    kept["pyannote.audio"] = checkpoint["pyannote.audio"]
+    kept = {k: checkpoint[k] for k in KEEP if k in checkpoint}
+    kept["pyannote.audio"] = dict(checkpoint["pyannote.audio"])
+    specifications = kept["pyannote.audio"].get("specifications")
+    if duration is not None and specifications is not None:
+        kept["pyannote.audio"]["specifications"] = dataclasses.replace(
+            specifications, duration=duration
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(kept, target)
 
@@ -127,7 +138,23 @@ def _embedding(record: Record, folder: Path) -> tuple[str, str]:
     return "$model/embedding", name
 
 
-def pipeline_config(record: Record, embedding: str, embedding_name: str) -> dict[str, Any]:
+def _plda(record: Record, folder: Path) -> bool:
+    """Copy a VBx run's PLDA into ``folder/plda`` (checked against the run's sha256)."""
+    from bench.evaluation import plda, vbx
+
+    info = (record.pipeline or {}).get("plda")
+    if not info:
+        return False
+    source = Path(str(info["path"]))
+    if not source.is_dir() or vbx.files_sha256(source) != info.get("sha256"):
+        raise DeployError(f"the run's PLDA ({source}) is gone or changed")
+    (folder / "plda").mkdir(parents=True, exist_ok=True)
+    for name in plda.FILES:
+        shutil.copyfile(source / name, folder / "plda" / name)
+    return True
+
+
+def pipeline_config(record: Record, embedding: str, embedding_name: str) -> Config:
     """config.yaml: what ``Pipeline.from_pretrained`` instantiates, with the tuned params."""
     import pyannote.audio
 
@@ -176,9 +203,12 @@ def export(result: Path, out: Path, force: bool = False, card_source: str | None
         raise DeployError(f"{out}: exists and is not empty (pass --force to replace it)")
     checkpoint = evaluated_checkpoint(record, result)
     with staging_dir(out) as stage:
-        strip_checkpoint(checkpoint, stage / "segmentation" / CHECKPOINT_FILE)
+        duration = ((record.pipeline or {}).get("segmentation") or {}).get("duration")
+        strip_checkpoint(checkpoint, stage / "segmentation" / CHECKPOINT_FILE, duration)
         embedding, embedding_name = _embedding(record, stage)
         config = pipeline_config(record, embedding, embedding_name)
+        if _plda(record, stage):
+            config["pipeline"]["params"]["plda"] = "$model/plda"
         atomic_write_text(stage / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         card = model_card(record, source=card_source or str(out))
         atomic_write_text(stage / "README.md", card)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bench.deploy.export import DeployError, evaluated_checkpoint, exportable
+from bench.deploy.export import Config, DeployError, evaluated_checkpoint, exportable
 from bench.models import hub
 
 # where the classes a config.yaml may name without --trust live
@@ -32,10 +32,10 @@ class Loaded:
     pipeline: Any  # a pyannote Pipeline
     kind: str  # "folder" | "result" | "hub"
     ref: str
-    info: dict[str, Any] = field(default_factory=dict)  # revision, sha256, config
+    info: dict[str, str | None] = field(default_factory=dict)  # hub: revision and sha256
 
 
-def read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> Config:
     """A pipeline's ``config.yaml`` (one-line errors)."""
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -48,7 +48,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def named_classes(config: dict[str, Any]) -> list[str]:
+def named_classes(config: Config) -> list[str]:
     """The dotted names pyannote would import from ``config`` (a bare name is looked up in
     ``pyannote.pipeline.blocks``, as pyannote does)."""
     names = [config["pipeline"].get("name")]
@@ -58,7 +58,7 @@ def named_classes(config: dict[str, Any]) -> list[str]:
     return [n if "." in str(n) else f"pyannote.pipeline.blocks.{n}" for n in names]
 
 
-def check_trust(config: dict[str, Any], where: str, trust: bool) -> None:
+def check_trust(config: Config, where: str, trust: bool) -> None:
     """Refuse a config naming code outside pyannote and bench, unless ``trust``."""
     foreign = [n for n in named_classes(config) if not str(n).startswith(TRUSTED)]
     if foreign and not trust:
@@ -69,26 +69,15 @@ def check_trust(config: dict[str, Any], where: str, trust: bool) -> None:
 
 
 def _from_result(result: Path) -> Loaded:
-    """The pipeline a run was scored with: its checkpoint, embedding and tuned parameters."""
-    import torch
-
-    from bench.evaluation.pipeline import BenchSpeakerDiarization
-    from bench.models.embeddings import resolve_embedding
-    from bench.models.weights import load_initial
-    from bench.recipe import Pretrained
+    """The pipeline a run was scored with: its checkpoint, embedding, clustering (and PLDA) and
+    tuned parameters."""
+    from bench.evaluation.diarize import tuned_pipeline
 
     record = exportable(result)
-    checkpoint = evaluated_checkpoint(record, result)
-    info = record.pipeline["embedding"]
-    embedder, found = resolve_embedding(info["name"], device=torch.device("cpu"))
-    if found.sha256 != info.get("sha256"):
-        raise DeployError(
-            f"{result}: embedding {info['name']!r} resolves to another file now (sha256 "
-            f"{found.sha256}, recorded {info.get('sha256')})"
-        )
-    model, _ = load_initial(Pretrained(id=str(checkpoint)))
-    pipeline = BenchSpeakerDiarization(model.eval(), embedder, embedding_name=info["name"])
-    pipeline.instantiate(record.pipeline["tuning"]["params"])
+    try:
+        pipeline = tuned_pipeline(evaluated_checkpoint(record, result), record.pipeline)
+    except ValueError as error:
+        raise DeployError(f"{result}: {error}") from None
     return Loaded(pipeline, "result", str(result), {"record": record.stem})
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pyannote.audio.pipelines.utils import get_model
+from pyannote.audio.pipelines.utils import get_model, get_plda
 
 from bench.evaluation.pipeline import BenchSpeakerDiarization
 from bench.models.embeddings import DEFAULT_EMBEDDING, resolve_embedding
@@ -51,12 +51,15 @@ class ExportedSpeakerDiarization(BenchSpeakerDiarization):
         segmentation: Any,
         embedding: Any,
         embedding_name: str = DEFAULT_EMBEDDING,
+        plda: Any = None,
         token: str | None = None,
         cache_dir: str | Path | None = None,
         **options: Any,
     ):
         model = get_model(segmentation, token=token, cache_dir=cache_dir)
         embedder, info = resolve_embedding(embedding_option(embedding, embedding_name))
-        super().__init__(model, embedder, embedding_name=embedding_name, **options)
+        if plda is not None:  # VBx: ``$model/plda``, read by pyannote's own loader
+            plda = get_plda(plda, token=token, cache_dir=cache_dir)
+        super().__init__(model, embedder, embedding_name=embedding_name, plda=plda, **options)
         self.embedding_info = info
         self.legacy = False  # pyannote 4's DiarizeOutput, as its own pipelines return

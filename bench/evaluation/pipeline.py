@@ -48,17 +48,20 @@ conversion to an annotation).
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from pyannote.audio import Audio, Inference, Model
 from pyannote.audio.core.inference import BaseInference
+from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines.clustering import Clustering
 from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 from pyannote.core import Annotation
@@ -78,6 +81,21 @@ MIN_CLUSTER_SIZE = 15
 INITIAL_SEGMENTATION_THRESHOLD = 0.5
 DEFAULT_TRIALS = (10, 10)  # tuning trials per stage (segmentation, clustering)
 INITIAL_CLUSTERING_THRESHOLD = 0.7045654963945799
+# each clustering's initial parameters: for VBx, pyannote 4's defaults (those of
+# pyannote/speaker-diarization-community-1, tuned for its own embedding and PLDA)
+INITIAL_CLUSTERING: dict[str, dict[str, float | int | str]] = {
+    "AgglomerativeClustering": {
+        "method": CLUSTERING_METHOD,
+        "min_cluster_size": MIN_CLUSTER_SIZE,
+        "threshold": INITIAL_CLUSTERING_THRESHOLD,
+    },
+    "VBxClustering": {"threshold": 0.6, "Fa": 0.07, "Fb": 0.8},
+}
+# what the second tuning stage holds fixed of each clustering (the rest it tunes)
+FROZEN_CLUSTERING: dict[str, tuple[str, ...]] = {
+    "AgglomerativeClustering": ("method", "min_cluster_size"),
+    "VBxClustering": (),
+}
 
 _QUIET = (
     "The detected number of speakers",  # pyannote's warning on very short files
@@ -93,21 +111,23 @@ _QUIET = (
 
 @contextmanager
 def quiet_pipeline() -> Iterator[None]:
-    """Silence the warnings pyannote's pipeline is known to give (listed above)."""
-    with warnings.catch_warnings():
+    """Silence the warnings pyannote's pipeline is known to give (listed above), and what VBx
+    prints ("Value of auxiliary function has decreased!") to standard output."""
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         for message in _QUIET:
             warnings.filterwarnings("ignore", message=f".*{re.escape(message)}")
         yield
 
 
 class BenchSpeakerDiarization(SpeakerDiarization):
-    """pyannote.audio 4.0.7's ``SpeakerDiarization`` with a given segmentation model and embedding
-    object, and no PLDA.
+    """pyannote.audio 4.0.7's ``SpeakerDiarization`` with a given segmentation model, embedding
+    object and (for ``VBxClustering``) PLDA object.
 
     ``SpeakerDiarization.__init__`` always loads a PLDA (a hub download, even when the clustering
     does not use it) and builds its embedding from a name; this constructor sets up the same
-    attributes from objects instead. Everything else (``apply``, training caches, parameters) is
-    pyannote's own. The embedding of an ``OracleClustering`` pipeline is never computed.
+    attributes from objects instead. Everything else (``apply``, training caches, parameters,
+    pyannote's own ``VBxClustering``) is pyannote's own. The embedding of an
+    ``OracleClustering`` pipeline is never computed.
     """
 
     def __init__(
@@ -121,11 +141,14 @@ class BenchSpeakerDiarization(SpeakerDiarization):
         embedding_batch_size: int = 32,
         embedding_exclude_overlap: bool = False,
         der_variant: dict | None = None,
+        plda: PLDA | None = None,
     ):
         super(SpeakerDiarization, self).__init__()
-        if clustering not in Clustering.__members__ or clustering == "VBxClustering":
-            choices = ", ".join(k for k in Clustering.__members__ if k != "VBxClustering")
+        if clustering not in Clustering.__members__:
+            choices = ", ".join(Clustering.__members__)
             raise ValueError(f"clustering {clustering!r}: expected one of {choices}")
+        if (clustering == "VBxClustering") != (plda is not None):
+            raise ValueError("VBxClustering clusters with a PLDA, and only it takes one")
         self.legacy = True  # apply() returns the Annotation (what pyannote's Optimizer scores)
         self.segmentation_model = segmentation
         self.segmentation_step = segmentation_step
@@ -133,7 +156,7 @@ class BenchSpeakerDiarization(SpeakerDiarization):
         self.embedding_batch_size = embedding_batch_size
         self.embedding_exclude_overlap = embedding_exclude_overlap
         self.plda = None
-        self._plda = None
+        self._plda = plda
         self.klustering = clustering
         self.der_variant = der_variant or dict(PRIMARY)
 
@@ -155,7 +178,10 @@ class BenchSpeakerDiarization(SpeakerDiarization):
         self._embedding = embedding
         self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
         metric = "not_applicable" if clustering == "OracleClustering" else embedding.metric
-        self.clustering = Clustering[clustering].value(metric=metric)
+        if plda is not None:
+            self.clustering = Clustering[clustering].value(plda, metric=metric)
+        else:
+            self.clustering = Clustering[clustering].value(metric=metric)
         self._expects_num_speakers = self.clustering.expects_num_clusters
         self.device = segmentation.device  # what Pipeline.to() would set
 
@@ -179,12 +205,8 @@ class BenchSpeakerDiarization(SpeakerDiarization):
         if not self.powerset:
             segmentation["threshold"] = INITIAL_SEGMENTATION_THRESHOLD
         params: dict[str, Any] = {"segmentation": segmentation}
-        if self.klustering == "AgglomerativeClustering":
-            params["clustering"] = {
-                "method": CLUSTERING_METHOD,
-                "min_cluster_size": MIN_CLUSTER_SIZE,
-                "threshold": INITIAL_CLUSTERING_THRESHOLD,
-            }
+        if self.klustering in INITIAL_CLUSTERING:
+            params["clustering"] = dict(INITIAL_CLUSTERING[self.klustering])
         return params
 
     def default_parameters(self) -> dict:
@@ -229,6 +251,15 @@ def pipeline_file(rec: Recording, audio: AudioCache, with_reference: bool) -> di
 Hypotheses = dict[str, Annotation]
 
 
+class HypothesisSets(TypedDict):
+    """A run's hypotheses: dev and test files by URI, and each ``--also-test`` split's by its
+    fingerprint."""
+
+    dev: Hypotheses
+    test: Hypotheses
+    also_test: dict[str, Hypotheses]
+
+
 def plain(value: Any) -> Any:
     """JSON-able copy of a parameter dict (numpy scalars -> Python)."""
     if isinstance(value, dict):
@@ -244,32 +275,73 @@ def annotation_of(output: Any) -> Annotation:
     return getattr(output, "speaker_diarization", output)
 
 
+@dataclass
+class Applied:
+    """A pipeline applied to test files: scores, real-time factors, hypotheses and, when an
+    initial-parameters pipeline was applied beside it, that one's scores (``initial``) and on how
+    many files it reused the tuned pass's embeddings."""
+
+    scores: dict[str, Any]
+    rtf: dict[str, Any]
+    hypotheses: dict[str, Annotation]
+    initial: dict[str, Any] | None = None
+    reused_embeddings: int = 0
+
+
 def apply_to_test(
     pipeline: SpeakerDiarization, recordings: Iterable[Recording], audio: AudioCache
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Annotation]]:
     """Apply the instantiated pipeline to each full test file (no reference given to it); return
     the scores, the real-time factors and the hypotheses."""
-    pipeline.training = False
-    scorer = Scorer()
+    applied = apply(pipeline, recordings, audio)
+    return applied.scores, applied.rtf, applied.hypotheses
+
+
+def apply(
+    pipeline: SpeakerDiarization,
+    recordings: Iterable[Recording],
+    audio: AudioCache,
+    initial: SpeakerDiarization | None = None,
+) -> Applied:
+    """Apply the instantiated pipeline to each full test file (no reference given to it), and,
+    file by file, ``initial`` (the same models at the initial parameters) too: in pyannote's
+    training mode, so it reuses the file's segmentation, and its embeddings where the
+    segmentation threshold is the same (a powerset model, or a threshold tuning kept). Only
+    the first pipeline is timed; one file's caches are held at a time."""
+    both = [pipeline] if initial is None else [pipeline, initial]
+    for each in both:
+        each.training = initial is not None
+    scorer, before = Scorer(), Scorer()
     seconds = {"segmentation": 0.0, "embedding": 0.0, "clustering": 0.0}
-    audio_seconds = 0.0
+    audio_seconds, reused = 0.0, 0
     hypotheses: dict[str, Annotation] = {}
-    for rec in recordings:
-        file = pipeline_file(rec, audio, with_reference=False)
-        timer = StepTimer()
-        with quiet_pipeline():
-            hypothesis = annotation_of(pipeline(file, hook=timer))
-        for step, value in timer.split(time.perf_counter()).items():
-            seconds[step] += value
-        audio_seconds += rec.duration
-        hypothesis.uri = rec.uri
-        hypotheses[rec.uri] = hypothesis
-        scorer.add(rec.uri, rec.annotation, hypothesis, rec.annotated)
+    try:
+        for rec in recordings:
+            file = pipeline_file(rec, audio, with_reference=False)
+            timer = StepTimer()
+            with quiet_pipeline():
+                hypothesis = annotation_of(pipeline(file, hook=timer))
+            for step, value in timer.split(time.perf_counter()).items():
+                seconds[step] += value
+            audio_seconds += rec.duration
+            hypothesis.uri = rec.uri
+            hypotheses[rec.uri] = hypothesis
+            scorer.add(rec.uri, rec.annotation, hypothesis, rec.annotated)
+            if initial is not None:
+                cached = file.get("training_cache/embeddings", {}).get("embeddings")
+                with quiet_pipeline():
+                    other = annotation_of(initial(file))
+                reused += file.get("training_cache/embeddings", {}).get("embeddings") is cached
+                other.uri = rec.uri
+                before.add(rec.uri, rec.annotation, other, rec.annotated)
+    finally:
+        for each in both:
+            each.training = False
     rtf = {step: value / audio_seconds if audio_seconds else 0.0 for step, value in seconds.items()}
     rtf["total"] = sum(rtf.values())
     rtf["seconds"] = {step: round(value, 3) for step, value in seconds.items()}
     rtf["audio_seconds"] = audio_seconds
-    return scorer.report(), rtf, hypotheses
+    return Applied(scorer.report(), rtf, hypotheses, before.report() if initial else None, reused)
 
 
 def score_splits(

@@ -9,14 +9,13 @@ from typing import Any
 
 from pyannote.audio import Model
 from pyannote.audio.core.inference import BaseInference
+from pyannote.audio.core.plda import PLDA
 from pyannote.pipeline import Optimizer
 
 from bench.evaluation.pipeline import (
-    CLUSTERING_METHOD,
     DEFAULT_TRIALS,
-    INITIAL_CLUSTERING_THRESHOLD,
+    FROZEN_CLUSTERING,
     INITIAL_SEGMENTATION_THRESHOLD,
-    MIN_CLUSTER_SIZE,
     BenchSpeakerDiarization,
     Hypotheses,
     plain,
@@ -94,10 +93,15 @@ def tune(
     seed: int = 0,
     embedding_name: str = DEFAULT_EMBEDDING,
     batch_size: int = 32,
+    plda: PLDA | None = None,
+    dev_before: bool = False,
 ) -> tuple[BenchSpeakerDiarization, Tuning, Hypotheses]:
     """Tune the pipeline on the ``dev`` files (dicts from :func:`pipeline_file` with reference)
     in the reference write-up's two stages; return it instantiated with the tuned parameters,
-    the record, and its dev hypotheses."""
+    the record, and its dev hypotheses. With a ``plda`` the pipeline clusters with VBx, and the
+    second stage tunes its ``threshold``, ``Fa`` and ``Fb``. ``dev_before``: score dev at the
+    initial parameters even where that costs one more embedding pass of dev (a multilabel model
+    whose threshold moved), so that the record can say whether tuning carried over to test."""
     started = time.perf_counter()
     # pyannote's training caches live in the file dicts and do not know which model filled them
     dev = [{k: v for k, v in file.items() if not k.startswith("training_cache/")} for file in dev]
@@ -106,7 +110,15 @@ def tune(
         "segmentation_batch_size": batch_size,
         "embedding_batch_size": batch_size,
     }
-    pipeline = BenchSpeakerDiarization(segmentation, embedding, **kwargs)
+    clustering = "AgglomerativeClustering" if plda is None else "VBxClustering"
+
+    def build() -> BenchSpeakerDiarization:
+        """A fresh pipeline of these models (a tuned one keeps its stage's frozen parameters)."""
+        return BenchSpeakerDiarization(
+            segmentation, embedding, clustering=clustering, plda=plda, **kwargs
+        )
+
+    pipeline = build()
     initial = pipeline.initial_parameters()
     stages: list[TuningStage] = []
 
@@ -154,9 +166,11 @@ def tune(
             }
         )
 
-    # stage 2: clustering threshold, segmentation frozen, centroid linkage; its first trial
-    # embeds dev at the stage-1 threshold and every later trial reuses those embeddings
-    clustering_frozen = {"method": CLUSTERING_METHOD, "min_cluster_size": MIN_CLUSTER_SIZE}
+    # stage 2: the clustering's parameters (AHC: the threshold, centroid linkage and minimum
+    # cluster size frozen; VBx: threshold, Fa, Fb), segmentation frozen; its first trial embeds
+    # dev at the stage-1 threshold and every later trial reuses those embeddings
+    clustering_frozen = {k: initial["clustering"][k] for k in FROZEN_CLUSTERING[clustering]}
+    free = {k: v for k, v in initial["clustering"].items() if k not in clustering_frozen}
     params = _merge(initial, {"segmentation": segmentation_params})
     if trials[1] > 0:
         clock = time.perf_counter()
@@ -164,22 +178,22 @@ def tune(
             pipeline,
             dev,
             frozen={"segmentation": segmentation_params, "clustering": clustering_frozen},
-            start={"clustering": {"threshold": INITIAL_CLUSTERING_THRESHOLD}},
+            start={"clustering": free},
             trials=trials[1],
             seed=seed,
         )
-        params = _merge(params, {"clustering": {"threshold": best["clustering"]["threshold"]}})
+        params = _merge(params, {"clustering": {k: best["clustering"][k] for k in free}})
         stages.append(
             {
                 "name": "clustering",
-                "clustering": "AgglomerativeClustering",
-                "tuned": ["clustering.threshold"],
+                "clustering": clustering,
+                "tuned": [f"clustering.{k}" for k in free],
                 "frozen": {
                     **{f"segmentation.{k}": v for k, v in segmentation_params.items()},
                     **{f"clustering.{k}": v for k, v in clustering_frozen.items()},
                 },
                 "trials": trials[1],
-                "start": {"clustering.threshold": INITIAL_CLUSTERING_THRESHOLD},
+                "start": {f"clustering.{k}": v for k, v in free.items()},
                 "start_dev_der": start,
                 "best": plain(best),
                 "dev_der": loss,
@@ -191,11 +205,13 @@ def tune(
 
     after, hypotheses = score_dev(pipeline, params, dev)
     # the initial parameters share the tuned ones' embeddings only at the same threshold
-    before = None
+    before, before_cost = None, "none: the tuned pass's embeddings"
     if segmentation_params == initial["segmentation"]:
         before = after if params == initial else score_dev(pipeline, initial, dev)[0]
-    # a fresh pipeline: the tuned one has frozen parameters
-    tuned = BenchSpeakerDiarization(segmentation, embedding, **kwargs).instantiate(params)
+    elif dev_before:  # the dev files' cached segmentation is reused
+        before = score_dev(build(), initial, dev)[0]
+        before_cost = "one more embedding pass of dev (the tuned threshold differs)"
+    tuned = build().instantiate(params)
     record = {
         "trials": {"segmentation": stages[0]["trials"], "clustering": stages[1]["trials"]},
         "trials_requested": list(trials),
@@ -204,6 +220,7 @@ def tune(
         "initial_params": plain(initial),
         "params": plain(params),
         "dev_der_before": None if before is None else before["DER"],
+        "dev_before_cost": before_cost if before is not None else None,
         "dev_der_after": after["DER"],
         "dev_before": before,
         "dev_after": after,
@@ -220,12 +237,13 @@ def stage_summaries(tuning: Tuning) -> list[str]:
     for stage in tuning.get("stages", []):
         if "start" not in stage:
             continue
-        ((name, start),) = stage["start"].items()
-        section, _, key = name.partition(".")
-        best = stage["best"][section][key]
+        moves = []
+        for name, start in stage["start"].items():
+            section, _, key = name.partition(".")
+            moves.append(f"{name} {start:.4g} -> {stage['best'][section][key]:.4g}")
         how = " with oracle clustering" if stage["clustering"] == "OracleClustering" else ""
         lines.append(
-            f"{name} {start:.4g} -> {best:.4g}: dev DER{how} "
+            f"{', '.join(moves)}: dev DER{how} "
             f"{stage['start_dev_der']:.4f} -> {stage['dev_der']:.4f}"
         )
     return lines

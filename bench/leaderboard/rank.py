@@ -40,6 +40,8 @@ class Ranked:
     # a run that ended worse than where it started: no better on dev than its initial weights,
     # or worse on test than the split's baseline row beyond the noise (it stays ranked)
     marks: list[str] = field(default_factory=list)
+    # tuning that helped dev and hurt test beyond the noise (bench.results.carryover)
+    overfit: str | None = None
 
     @property
     def standing(self) -> str:
@@ -193,7 +195,10 @@ def _mark_worse_than_start(group: Group) -> None:
     for r in group.ranked:
         if not r.run.trained:
             continue
-        r.marks = results.progress_notes(r.run.record)
+        record = r.run.record
+        carried = results.carryover(record.test, (record.pipeline or {}).get("tuning"))
+        r.overfit = carried.text if carried is not None and carried.overfit else None
+        r.marks = results.progress_notes(record)
         if base is None or r is base:
             continue
         change = _versus(base.test, r.test)

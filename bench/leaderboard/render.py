@@ -44,6 +44,7 @@ from bench.recipe.text import (
     rate,
     scheduler_text,
 )
+from bench.results import carryover
 
 MARKER = ".bench-leaderboard"  # written into the output; only such folders are replaced
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -165,6 +166,7 @@ def render_site(board: Board, out: Path) -> None:
             (runs_dir / f"{run.slug}.card.md").write_text(card, encoding="utf-8")
         html = run_page.render(
             card=card_html(card) if card is not None else None,
+            carried=carryover(run.record.test, (run.record.pipeline or {}).get("tuning")),
             run=run,
             ranked=ranked,
             group=group,

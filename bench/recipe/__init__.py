@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from bench.recipe.loading import (
+    FieldRefusal,
+    RecipeError,
+    discover,
+    field_location,
+    load_recipe,
+)
 from bench.recipe.schema import (
     MULTILABEL_LOSSES,
     POWERSET_LOSSES,
@@ -10,7 +17,6 @@ from bench.recipe.schema import (
     Augmentation,
     BackgroundNoise,
     Cosine,
-    FieldRefusal,
     Gain,
     ImpulseResponse,
     Loss,
@@ -21,15 +27,11 @@ from bench.recipe.schema import (
     Pretrained,
     PretrainedPipeline,
     Recipe,
-    RecipeError,
     Scheduler,
     Scratch,
     Step,
     VadLoss,
     data_path,
-    discover,
-    field_location,
-    load_recipe,
 )
 
 __all__ = [

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from typing_extensions import TypedDict
 
-from bench.recipe.schema import Cosine, Plateau, Recipe, Scratch, Step, field_location
+from bench.recipe.loading import field_location
+from bench.recipe.schema import Cosine, Plateau, Recipe, Scratch, Step
 
 
 class Budget(TypedDict, total=False):

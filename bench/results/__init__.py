@@ -3,6 +3,7 @@ the results store that names, reads and locks files (torch-free)."""
 
 from __future__ import annotations
 
+from bench.results.carryover import Carryover, carryover
 from bench.results.identity import (
     augmentation_sha256,
     identify,
@@ -90,6 +91,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "VARIANT",
     "AlsoTest",
+    "Carryover",
     "DatasetInfo",
     "DeviceInfo",
     "ErrorInfo",
@@ -124,6 +126,7 @@ __all__ = [
     "Variant",
     "WandbInfo",
     "augmentation_sha256",
+    "carryover",
     "evaluated_epoch",
     "external_record",
     "failed_record",

@@ -45,6 +45,27 @@ def augmentation_sha256(recipe: Recipe, data_root: Path | None) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def plda_identity(recipe: Recipe) -> str | None:
+    """What a VBx pipeline's PLDA is, for the identity: the estimator (``train``: the split's
+    train data is the fingerprint's), or a local folder's content; a hub PLDA is its id in the
+    recipe hash, as hub models are."""
+    spec = recipe.pipeline
+    if spec is None or spec.plda is None:
+        return None
+    from bench.evaluation import plda  # numpy and scipy: only a run with VBx gets here
+
+    if spec.plda == "train":
+        return f"estimated:{plda.ESTIMATOR}"
+    folder = Path(spec.plda).expanduser()
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for name in plda.FILES:
+        file = folder / name
+        digest.update(f"{name}\0{sha256_file(file) if file.is_file() else '-'}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def identify(
     recipe: Recipe,
     fingerprint: str,
@@ -72,6 +93,7 @@ def identify(
         bench_version=bench.__version__,
         # an upgrade that can change the numbers makes another experiment: re-run, not skipped
         environment=environment.digest(environment.numbers()),
+        plda=plda_identity(recipe),
     )
 
 

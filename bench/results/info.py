@@ -135,6 +135,7 @@ class Tuning(TypedDict, total=False):
     initial_params: dict[str, dict[str, object]]
     params: dict[str, dict[str, object]]
     dev_der_before: float | None
+    dev_before_cost: str | None  # what scoring dev at the initial parameters cost
     dev_der_after: float | None
     dev_before: dict[str, object] | None  # dev score reports (bench.results.ScoreReport form)
     dev_after: dict[str, object]
@@ -152,6 +153,10 @@ class PipelineSetup(TypedDict, total=False):
     segmentation: dict[str, object]
     clustering: dict[str, object]
     tuning: Tuning
+    plda: dict[str, object]  # VBx: where the PLDA came from (bench.evaluation.vbx.PldaInfo)
+    # the test pass at the initial parameters beside the tuned one (test.pipeline_initial): how
+    # many test files reused the tuned pass's embeddings, and what it cost
+    initial_test: dict[str, object]
     rtf: dict[str, object]
     device: str
     threads: int

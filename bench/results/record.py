@@ -94,14 +94,18 @@ class RunIdentity:
     # digest of the numbers-relevant environment (bench.environment); None in records made
     # before bench 0.3.0, which did not record it, and in external systems' records
     environment: str | None = None
+    # what a VBx pipeline's PLDA is: a local folder's files' sha256, or the estimator that makes
+    # it from the split's train embeddings; None without VBx (and in older identities)
+    plda: str | None = None
 
     # fields the gate insists on when pairing a candidate with a baseline of the same name+seed
     PAIRED = ("fingerprint", "epochs", "max_batches", "world_size", "global_batch")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if data["environment"] is None:  # older identities keep the digest their file names use
-            del data["environment"]
+        for name in ("environment", "plda"):  # added later: identities without them keep the
+            if data[name] is None:  # digest their file names use
+                del data[name]
         return data
 
     @classmethod

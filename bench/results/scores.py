@@ -150,13 +150,16 @@ class ScoreReport(Rates):
 
 
 class TestScores(_Block):
-    """A run's test scores: chunk-level (before and after training) and full pipeline."""
+    """A run's test scores: chunk-level (before and after training) and full pipeline (tuned,
+    and at its initial parameters)."""
 
     __test__ = False  # not a pytest class
 
     chunk: ScoreReport | None = None
     chunk_before_training: ScoreReport | None = None
     pipeline: ScoreReport | None = None
+    # the same pipeline at its initial (untuned) parameters: does tuning carry over to test?
+    pipeline_initial: ScoreReport | None = None
 
     def metric(self, name: str) -> ScoreReport | None:
         """The report of ``name`` (``chunk`` or ``pipeline``) when its DER is defined."""

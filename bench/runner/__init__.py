@@ -6,6 +6,7 @@ so a finished run is skipped quickly."""
 
 from __future__ import annotations
 
+from bench.runner.active import ActiveRun
 from bench.runner.console import (
     Reporter,
     quiet_known_warnings,
@@ -45,10 +46,8 @@ from bench.runner.recording import (
     write_hypotheses,
 )
 from bench.runner.stages import (
-    ActiveRun,
     Diverged,
     RunFailed,
-    RunState,
     announce,
     assemble,
     check_divergence,
@@ -60,6 +59,7 @@ from bench.runner.stages import (
     run_recipe,
     train,
 )
+from bench.runner.state import RunState
 
 __all__ = [
     "DEMO_BATCH_DIVISOR",

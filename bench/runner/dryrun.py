@@ -9,9 +9,10 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from bench.data import Split
 from bench.recipe.text import loss_text
+from bench.runner.active import ActiveRun
 from bench.runner.console import Reporter, quiet_known_warnings
 from bench.runner.options import RunOptions
-from bench.runner.stages import ActiveRun, assemble, resolve
+from bench.runner.stages import assemble, resolve
 from bench.training.fit import make_optimizer, make_scheduler
 
 

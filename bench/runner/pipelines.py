@@ -12,13 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 from bench.io import cache_root
 from bench.recipe import FieldRefusal, PretrainedPipeline, RecipeError
-from bench.results import AlsoTest, PipelineSetup, ScoreReport, TestScores, ok_record, record_stem
+from bench.results import (
+    AlsoTest,
+    Override,
+    PipelineSetup,
+    ScoreReport,
+    TestScores,
+    ok_record,
+    record_stem,
+)
 from bench.results.identity import identify_pipeline
 from bench.runner.device import device_description
 from bench.runner.options import RunOptions, extra_splits
 
 if TYPE_CHECKING:
-    from bench.runner.stages import ActiveRun
+    from bench.evaluation.pipeline import HypothesisSets
+    from bench.runner.active import ActiveRun
 
 # run options that train, and so do not apply to a pipeline (said once, never silently)
 TRAINING_OPTIONS = ("epochs", "max_batches", "precision")
@@ -26,7 +35,7 @@ TRAINING_OPTIONS = ("epochs", "max_batches", "precision")
 
 def effective_pipeline(
     spec: PretrainedPipeline, options: RunOptions, path: Path
-) -> tuple[PretrainedPipeline, dict[str, Any], list[str]]:
+) -> tuple[PretrainedPipeline, dict[str, Override], list[str]]:
     """``spec`` with the command line's overrides that apply (``--seed``, and ``--tune-trials``
     when it re-tunes), what changed, and the options that do not apply (they train)."""
     if not options.pipeline:
@@ -35,13 +44,15 @@ def effective_pipeline(
     if options.embedding:
         raise RecipeError(f"{path}: --embedding does not apply to a PretrainedPipeline (its "
                           "embedding is the pipeline's)")  # fmt: skip
-    changes: dict[str, Any] = {}
+    changes: dict[str, object] = {}
     if options.seed is not None:
         changes["seed"] = options.seed
     if options.tune_trials is not None and spec.retune:
         changes["tune_trials"] = options.tune_trials
     changes = {k: v for k, v in changes.items() if v != getattr(spec, k)}
-    applied = {k: {"declared": getattr(spec, k), "ran": v} for k, v in changes.items()}
+    applied: dict[str, Override] = {
+        k: {"declared": getattr(spec, k), "ran": v} for k, v in changes.items()
+    }
     ignored = [f"--{n.replace('_', '-')}" for n in TRAINING_OPTIONS if getattr(options, n)]
     if options.tune_trials is not None and not spec.retune:
         ignored.append("--tune-trials (retune=False)")
@@ -78,20 +89,23 @@ def resolve_pipeline(run: ActiveRun) -> None:
     run.run_dir = run.store.staging_dir(run.stem) if run.options.force else run.final_dir
 
 
-def _tunable(pipeline: Any, spec: PretrainedPipeline) -> tuple[Any, Any, str]:
-    """The segmentation model, embedding and its name of a pipeline bench can re-tune."""
+def _tunable(pipeline: Any, spec: PretrainedPipeline) -> tuple[Any, Any, str, Any]:
+    """The segmentation model, embedding, its name and (VBx) PLDA of a pipeline bench can
+    re-tune: a SpeakerDiarization with agglomerative or VBx clustering."""
     from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
 
     clustering = getattr(pipeline, "klustering", None)
-    if not isinstance(pipeline, SpeakerDiarization) or clustering != "AgglomerativeClustering":
+    tunable = ("AgglomerativeClustering", "VBxClustering")
+    if not isinstance(pipeline, SpeakerDiarization) or clustering not in tunable:
         raise RecipeError(
-            f"{spec.name}: retune=True needs a SpeakerDiarization pipeline with "
-            f"AgglomerativeClustering (this one: {type(pipeline).__name__}, {clustering})"
+            f"{spec.name}: retune=True needs a SpeakerDiarization pipeline with agglomerative "
+            f"or VBx clustering (this one: {type(pipeline).__name__}, {clustering})"
         )
-    return pipeline._segmentation.model, pipeline._embedding, str(pipeline.embedding)
+    plda = pipeline._plda if clustering == "VBxClustering" else None
+    return pipeline._segmentation.model, pipeline._embedding, str(pipeline.embedding), plda
 
 
-def evaluate_pretrained(run: ActiveRun) -> dict[str, Any]:
+def evaluate_pretrained(run: ActiveRun) -> HypothesisSets:
     """Load, (re-tune,) apply and score the pipeline; return the hypotheses."""
     import torch
 
@@ -109,10 +123,12 @@ def evaluate_pretrained(run: ActiveRun) -> dict[str, Any]:
     audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
     tuning, dev = None, {}
     if spec.retune:
-        model, embedder, name = _tunable(pipeline, spec)
+        model, embedder, name, plda = _tunable(pipeline, spec)
         files = [pipeline_file(rec, audio, with_reference=True) for rec in run.split.files("dev")]
         run.report.say(f"re-tuning on dev ({spec.tune_trials[0]}+{spec.tune_trials[1]} trials)")
-        pipeline, tuning, dev = tune(model, embedder, files, spec.tune_trials, spec.seed, name)
+        pipeline, tuning, dev = tune(
+            model, embedder, files, spec.tune_trials, spec.seed, name, plda=plda
+        )
     with run.timed("pipeline"):
         test, rtf, hypotheses = apply_to_test(pipeline, run.split.files("test"), audio)
         extra, found = score_splits(pipeline, extra_splits(run.options, run.split), audio)
@@ -140,7 +156,7 @@ def evaluate_pretrained(run: ActiveRun) -> dict[str, Any]:
     return {"dev": dev, "test": hypotheses, "also_test": found}
 
 
-def record_pipeline(run: ActiveRun, hypotheses: dict[str, Any]) -> Path:
+def record_pipeline(run: ActiveRun, hypotheses: HypothesisSets) -> Path:
     """Write the hypotheses and the pipeline run's result."""
     from bench.runner.recording import write_hypotheses
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bench.data import rttm_text
 from bench.io import atomic_write_text, cache_root
@@ -26,10 +26,11 @@ from bench.runner.device import choose_accelerator, device_description
 from bench.runner.options import extra_splits
 
 if TYPE_CHECKING:  # stages imports this module
-    from bench.runner.stages import ActiveRun
+    from bench.evaluation.pipeline import HypothesisSets
+    from bench.runner.active import ActiveRun
 
 
-def write_hypotheses(run_dir: Path, stem: str, hypotheses: dict[str, Any]) -> Outputs:
+def write_hypotheses(run_dir: Path, stem: str, hypotheses: HypothesisSets) -> Outputs:
     """Write the pipeline's hypothesis RTTMs under ``run_dir``; return the record's
     ``outputs``: paths relative to the results folder (where ``run_dir`` ends up) and sha256."""
     outputs: Outputs = {"format": "rttm"}
@@ -86,12 +87,7 @@ def _add_also_test(run: ActiveRun, path: Path) -> None:
     acc = choose_accelerator(run.options.device)
     with run.timed("also_test"):
         extra, found = apply_tuned(
-            model,
-            tuned["embedding"],
-            tuned["tuning"]["params"],
-            splits,
-            audio,
-            device="cuda" if acc == "gpu" else "cpu",
+            model, tuned, splits, audio, device="cuda" if acc == "gpu" else "cpu"
         )
     written = write_hypotheses(run.final_dir, run.stem, {"dev": {}, "test": {}, "also_test": found})
     outputs = result.outputs or {"format": "rttm"}

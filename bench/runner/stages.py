@@ -3,95 +3,35 @@ record."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from bench.data import Split
-from bench.io import cache_root, file_name, write_json
-from bench.recipe import AnyRecipe, FieldRefusal, PretrainedPipeline, RecipeError, load_recipe
-from bench.recipe.budget import Budget
+from bench.io import cache_root
+from bench.recipe import FieldRefusal, PretrainedPipeline, RecipeError, load_recipe
 from bench.results import (
     DER_KEY,
     AlsoTest,
-    DatasetInfo,
-    Outputs,
-    Override,
-    PipelineSetup,
-    ResultStore,
     Row,
-    RunIdentity,
     ScoreReport,
     TestScores,
-    now,
+    carryover,
     record_stem,
 )
+from bench.runner.active import ActiveRun, _ddp_child
 from bench.runner.console import Reporter, _fmt, quiet_known_warnings
 from bench.runner.device import choose_accelerator
 from bench.runner.options import RunOptions, effective_recipe, extra_splits, resolve_split
 from bench.runner.recording import add_also_test, record, record_failure, write_hypotheses
+from bench.runner.state import RunState
 
 if TYPE_CHECKING:  # the stages import torch on use, so that a finished run skips without it
-    from lightning.pytorch.loggers import WandbLogger
-    from pyannote.audio import Model
-
-    from bench.data.audio import AudioCache
-    from bench.training.fit import Fitted, Initialisation
     from bench.training.task import BenchDiarization
-
-
-@dataclass
-class RunState:
-    """What an interrupted run needs to resume: written once the initial model is evaluated."""
-
-    initial_validation: Row
-    initial_test: dict[str, Any]
-    wandb_id: str | None
-
-    FILE = "state.json"
-
-    def save(self, run_dir: Path) -> None:
-        write_json(run_dir / self.FILE, asdict(self))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunState | None:
-        """The state of an interrupted run in ``run_dir``, if it got as far as a checkpoint.
-        :class:`ValueError` names a state or checkpoint that cannot be read."""
-        path, last = run_dir / cls.FILE, run_dir / "checkpoints" / "last.ckpt"
-        if not path.is_file() or not last.is_file():
-            return None
-        try:
-            state = cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as error:
-            raise ValueError(f"{path}: not a readable run state: {error}") from None
-        import torch
-
-        try:  # what Lightning resumes from: a zip archive holding the trainer's state
-            checkpoint = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
-        except Exception as error:
-            raise ValueError(f"{last}: not a readable checkpoint: {error}") from None
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            raise ValueError(f"{last}: not a readable checkpoint: no state_dict")
-        return state
-
-    @classmethod
-    def set_aside(cls, run_dir: Path) -> Path:
-        """Move an unreadable resume state (checkpoints and state file) out of the way, into
-        ``run_dir/unreadable-TIME/``, so that the run starts again and nothing is deleted."""
-        aside = run_dir / f"unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        aside.mkdir()
-        for name in ("checkpoints", cls.FILE):
-            if (run_dir / name).exists():
-                os.replace(run_dir / name, aside / name)
-        return aside
 
 
 class RunFailed(RuntimeError):
@@ -104,93 +44,6 @@ class RunFailed(RuntimeError):
 
 class Diverged(FloatingPointError):
     """Training diverged (non-finite values, or the run's own evidence says so)."""
-
-
-def _ddp_child() -> bool:
-    """True in the extra processes Lightning's DDP launcher starts (they re-run this command)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
-
-
-@dataclass
-class ActiveRun:
-    """One run's inputs and what its stages produce."""
-
-    path: Path
-    options: RunOptions
-    split: Split
-    demo: bool
-    report: Reporter
-    results_dir: Path
-    started: str = field(default_factory=now)
-    stages: dict[str, float] = field(default_factory=dict)
-    declared: AnyRecipe | None = None
-    recipe: AnyRecipe | None = None  # after caps and overrides
-    overrides: dict[str, Override] = field(default_factory=dict)
-    accelerator: str = "cpu"  # "gpu" or "cpu" (bench.runner.device)
-    precision: str | None = None
-    identity: RunIdentity | None = None
-    stem: str = ""
-    run_dir: Path | None = None  # where this attempt writes (a staging folder under --force)
-    audio: AudioCache | None = None
-    model: Model | None = None
-    init: Initialisation | None = None
-    resume: RunState | None = None
-    logger: WandbLogger | None = None
-    initial_test: dict[str, Any] = field(default_factory=dict)
-    initial_validation: Row | None = None
-    epochs: list[Row] = field(default_factory=list)
-    fitted: Fitted | None = None
-    scores: TestScores = field(default_factory=TestScores)
-    pipeline: PipelineSetup | None = None
-    also_test: dict[str, AlsoTest] = field(default_factory=dict)
-    outputs: Outputs | None = None
-    budget: Budget | None = None  # steps, samples and hours the run sees; schedule warnings
-    ddp_child_done: bool = False
-
-    @property
-    def pretrained(self) -> bool:
-        """A pretrained pipeline evaluated as shipped (or re-tuned), not a recipe to train."""
-        return isinstance(self.recipe, PretrainedPipeline)
-
-    @property
-    def store(self) -> ResultStore:
-        return ResultStore(self.results_dir)
-
-    @property
-    def final_dir(self) -> Path:
-        return self.store.run_dir(self.stem)
-
-    @property
-    def dataset(self) -> DatasetInfo:
-        return {**self.split.describe(), "demo": self.demo}
-
-    @contextmanager
-    def timed(self, stage: str):
-        clock = time.perf_counter()
-        yield
-        self.stages[stage] = time.perf_counter() - clock
-
-    def record_fields(self) -> dict[str, Any]:
-        """The fields every record of this run carries, whatever its status."""
-        recipe = self.recipe
-        return {
-            # a recipe that did not load is named by its file (as a file name: see Recipe.name)
-            "name": recipe.name if recipe else file_name(Path(self.path).stem),
-            "identity": self.identity.as_dict() if self.identity else None,
-            "recipe_file": str(self.path),
-            "recipe": recipe.resolved() if recipe else None,
-            "recipe_hash": recipe.content_hash() if recipe else None,
-            "declared_recipe_hash": self.declared.content_hash() if self.declared else None,
-            "overrides": self.overrides,
-            "dataset": self.dataset,
-            "seed": recipe.seed if recipe else None,
-            "initial_weights": self.init.as_dict() if self.init else None,
-            "initial_validation": self.fitted.initial if self.fitted else self.initial_validation,
-            "epochs": self.epochs,
-            "budget": self.budget,
-            "started": self.started,
-            "wall_time": {k: round(v, 3) for k, v in self.stages.items()},
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,38 +151,16 @@ def announce(run: ActiveRun) -> None:
         run.report.warn(warning)
 
 
-def check_memory(run: ActiveRun) -> None:
-    """Refuse, before anything is built, a batch whose training step cannot fit the device's
-    available memory (:func:`bench.recipe.budget.step_memory`: an estimate, rounded up)."""
-    if run.recipe.epochs == 0:
-        return
-    from bench.recipe.budget import STEP_BYTES_PER_CHUNK_SECOND, step_memory
-    from bench.runner.device import available_memory
-
-    need = step_memory(run.recipe)
-    have, where = available_memory(run.accelerator)
-    if have is not None and need > have:
-        recipe = run.recipe
-        raise FieldRefusal(
-            ("batch_size",),
-            f"a training step of {recipe.batch_size} chunks of {recipe.duration:g} s needs about "
-            f"{_gib(need)} (~{STEP_BYTES_PER_CHUNK_SECOND / 2**20:g} MiB per chunk-second), and "
-            f"{where} has {_gib(have)} available: lower batch_size or duration",
-        )
-
-
-def _gib(size: float) -> str:
-    return f"{size / 2**30:,.1f} GiB"
-
-
 def assemble(run: ActiveRun, index_dir: Path | None = None) -> BenchDiarization:
     """Check the run fits the machine, then build its task and initial model
     (:func:`bench.training.assemble.assemble`: the same function the GPU check and the tests
     call). A value the model or the machine refuses is named at its recipe line."""
+    from bench.runner.limits import check_memory, check_plda
     from bench.training.assemble import assemble as build
 
     try:
         check_memory(run)
+        check_plda(run)
         with run.timed("prepare"):
             built = build(run.recipe, run.split, cache_root(run.options.cache_dir), index_dir)
     except FieldRefusal as refusal:
@@ -456,9 +287,10 @@ def pipeline(run: ActiveRun) -> None:
     from bench.evaluation.diarize import evaluate_pipeline
     from bench.evaluation.tuning import stage_summaries
 
+    clustering = "AHC" if spec.clustering == "ahc" else f"VBx (PLDA: {spec.plda})"
     run.report.say(
-        f"pipeline: {spec.embedding} embedding, tuning on dev ({spec.tune_trials[0]}+"
-        f"{spec.tune_trials[1]} trials), then full test files"
+        f"pipeline: {spec.embedding} embedding, {clustering}, tuning on dev "
+        f"({spec.tune_trials[0]}+{spec.tune_trials[1]} trials), then full test files"
     )
     with run.timed("pipeline"):
         record, hypotheses = evaluate_pipeline(
@@ -470,6 +302,9 @@ def pipeline(run: ActiveRun) -> None:
             seed=run.recipe.seed,
             device="cuda" if run.accelerator == "gpu" else "cpu",
             also_test=extra_splits(run.options, run.split),
+            plda=spec.plda,
+            cache=cache_root(run.options.cache_dir),
+            token_env=run.recipe.token_env,
             # threads: the process's own, all cores for one run and a share of them under
             # --jobs (2 threads on 2 cores: 0.72x the wall time of 1, README "Speed")
         )
@@ -478,17 +313,23 @@ def pipeline(run: ActiveRun) -> None:
     for extra in run.also_test.values():
         run.report.scores(f"also tested on {extra.dataset['name']}", extra.pipeline)
     test = ScoreReport.model_validate(record.pop("test"))
+    initial = ScoreReport.model_validate(record.pop("test_initial"))
     run.report.scores("full-file pipeline", test)
     variant = test.variant
     tuning = record["tuning"]
     run.report.say(
-        f"collar 0.25 s, no overlap: DER {_fmt(variant.DER if variant else None)}  | dev DER "
-        f"{_fmt(tuning['dev_der_before'])} -> {_fmt(tuning['dev_der_after'])}"
+        f"collar 0.25 s, no overlap: DER {_fmt(variant.DER if variant else None)}  | tuning: "
+        f"dev DER {_fmt(tuning['dev_der_before'])} -> {_fmt(tuning['dev_der_after'])}, test DER "
+        f"{_fmt(initial.DER)} -> {_fmt(test.DER)}"
     )
     for line in stage_summaries(tuning):
         run.report.say(f"  tuned {line}")
     run.scores.pipeline = test
+    run.scores.pipeline_initial = initial
     run.pipeline = record
+    carried = carryover(run.scores, tuning)
+    if carried is not None and carried.overfit:
+        run.report.warn(carried.text)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ def test_dry_run_and_recipe_listing(sample_split, tiny_recipe, tmp_path):
 
 @pytest.mark.slow
 def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
-    """All thirteen recipes on the demo split, one epoch of two batches each, through the CLI
+    """All fourteen recipes on the demo split, one epoch of two batches each, through the CLI
     (the full-file pipeline is covered by the README demo run and tests/test_pipeline.py)."""
     import json
 
@@ -339,7 +339,7 @@ def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
     )
     results = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert outcome.exit_code == 0, outcome.output[-3000:]
-    assert len(results) == 13 and {r["status"] for r in results} == {"ok"}
+    assert len(results) == 14 and {r["status"] for r in results} == {"ok"}
     by_name = {r["recipe"]["name"]: r for r in results}
     assert by_name["powerset_adamw_cosine"]["initial_weights"]["head_reinitialised"] is False
     assert by_name["adam"]["initial_weights"]["head"] == "converted"
