@@ -308,7 +308,7 @@ def test_dry_run_and_recipe_listing(sample_split, tiny_recipe, tmp_path):
     listing = CliRunner().invoke(app, ["recipes", str(ROOT / "recipes")])
     assert listing.exit_code == 0
     names = sorted(p.stem for p in (ROOT / "recipes").glob("*.py"))
-    assert len(names) == 13
+    assert len(names) == 14
     for name in names:
         assert name in listing.output
 
