@@ -1,13 +1,22 @@
-"""GPU check: every recipe trains one epoch on the GPU in each precision, measured.
+"""GPU check: every recipe trains one epoch on the GPU in each precision, measured, then bench at
+scale (``scripts/scale.py``) on the same machine.
 
-Three parts, each printed as a table and written to ``OUT/gpu_check.md`` and ``.json``:
+Five parts, printed as tables and written to ``OUT/gpu_check.md`` (headed with the card's name
+and the date: the table that goes into docs/gpu.md) and ``.json``:
 
 1. recipes: every recipe for 1 epoch of at most ``--max-batches`` batches, through ``bench run``,
    in ``32``, ``16-mixed`` and ``bf16-mixed`` (``bench run --precision``, recorded as an override);
 2. ddp: one run of ``--ddp-recipe`` on 2 processes (``--devices 2 --strategy ddp``) when two GPUs
    are present (or ``--ddp on``);
-3. loader: ``--loader-recipe`` in its real shape (batch x chunk duration, no demo caps) for each
-   ``--workers`` value: steady samples/s and GPU utilisation, to choose the data-loading defaults.
+3. train: ``scale.py train`` in the recipes' real shape (batch 64 x 10 s) on a synthetic corpus
+   of ``--train-hours`` (or ``--data``), for each ``--workers`` value, pinned and not: bench's
+   data path against pyannote's, the bare forward + backward + step floor, bench's loop, and GPU
+   utilisation over the floor and the loop (to choose the data-loading defaults);
+4. pipeline: ``scale.py pipeline`` on one ``--pipeline-minutes`` file, the plain embedding path
+   and bench's padded CAM++ batches of each ``--embedding-batches`` size: seconds per hour,
+   per stage, peak memory, same output checked;
+5. matrix: the recipes in one ``bench run`` with each ``--matrix-jobs`` value, every job sharing
+   the one GPU: wall time of the whole matrix.
 
 Columns: status, seconds per epoch (training, without validation, when the result records
 bench's throughput; otherwise the whole train stage, marked ~), samples/s, peak GPU memory
@@ -285,113 +294,130 @@ def measure(
         row.peak_memory_mib = gpu["memory"]
 
 
-# --- data loading sweep, in the recipe's real shape --------------------------------------------
+# --- scale: training in the real shape, a long file, the matrix on one device -------------------
 
 
-def loader_child(args: argparse.Namespace) -> None:
-    """One loader measurement, run in its own process; prints one JSON line."""
-    from lightning.pytorch.callbacks import Callback
+def scale_module():
+    """``scripts/scale.py`` (beside this file) as a module."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scale
 
-    from bench.data import load_folder
-    from bench.demo import ensure_demo
-    from bench.io import cache_root
-    from bench.recipe import load_recipe
-    from bench.results.identity import precision
-    from bench.training.assemble import assemble
-    from bench.training.fit import fit
+    return scale
 
-    class Window(Callback):
-        """Wall-clock window of the steady training batches (after the first)."""
 
-        def __init__(self) -> None:
-            self.start: float | None = None
-            self.end: float | None = None
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if self.start is None:
-                self.start = time.time()
-            else:
-                self.end = time.time()
-
-    cache = cache_root(args.cache)
-    root = Path(args.data) if args.data else ensure_demo(cache)
-    split = load_folder(root)
-    changes: dict[str, Any] = {"num_workers": args.loader_workers, "epochs": 1, "pipeline": None}
-    if args.loader_batch_size:
-        changes["batch_size"] = args.loader_batch_size
-    if args.loader_duration:
-        changes["duration"] = args.loader_duration
-    recipe = load_recipe(args.loader_recipe).with_overrides(**changes)
-    model = assemble(recipe, split, cache).model  # as `bench run` builds it
-    window = Window()
-    accelerator = "gpu" if args.device == "cuda" else "cpu"
-    run_dir = args.out / "loader" / f"w{args.loader_workers}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    fitted = fit(
-        recipe,
-        model,
-        run_dir,
-        accelerator,
-        [],
-        progress=False,
-        max_batches=args.loader_batches,
-        extra_callbacks=[window],
+def scale_args(args: argparse.Namespace, **changes: Any) -> argparse.Namespace:
+    """The namespace ``scale.py``'s parts read, from the GPU check's options."""
+    out = args.out / "scale"
+    return argparse.Namespace(
+        out=out, device=args.device, data=args.data, hours=args.train_hours, **changes
     )
-    speed = fitted.throughput[-1] if fitted.throughput else {}
-    print(
-        "GPU_CHECK "
-        + json.dumps(
-            {
-                "batch": recipe.batch_size,
-                "precision": precision(recipe, accelerator),
-                "duration": recipe.duration,
-                "pin_memory": model.task.pin_memory,
-                "throughput": speed,
-                "window": [window.start, window.end],
-            }
+
+
+def train_rows(args: argparse.Namespace, sampler: GpuSampler) -> tuple[list[Row], str]:
+    """``scale.py train`` for each ``--workers`` value, pinned and not on a GPU: the data path
+    against pyannote's, the floor, the loop, and GPU utilisation over the floor and the loop."""
+    scale = scale_module()
+    rows: list[Row] = []
+    cells: list[list[Any]] = []
+    data = scale.corpus(scale_args(args))
+    pins = (True, False) if args.device == "cuda" else (False,)
+    for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
+        for pin in pins:
+            row = Row("train", Path(scale.SCALE_RECIPE).stem, "auto", "failed", workers=workers)
+            try:
+                report = scale.child(
+                    "train", data=str(data), cache=str(args.out / "scale" / "cache"),
+                    out=str(args.out / "scale"), device=args.device, batches=args.train_batches,
+                    workers=workers, batch_size=args.train_batch_size,
+                    duration=args.train_duration, pin_memory=pin,
+                )  # fmt: skip
+            except RuntimeError as error:
+                row.detail = str(error)[-300:]
+                rows.append(row)
+                continue
+            floor = sampler.window(*report["floor_window"])["util"]
+            loop = sampler.window(*report["loop_window"])["util"] if report["loop_window"] else None
+            busy = "/".join("-" if u is None else f"{u:.0f}" for u in (floor, loop))
+            cells.append(scale.train_cells(report, busy))
+            row.status, row.precision, row.batch = "ok", report["precision"], report["batch"]
+            row.samples_per_second = report["loop_samples_per_second"]
+            row.peak_memory_mib = report.get("loop_peak_gpu_mib")
+            row.util = loop
+            row.detail = (
+                f"pin_memory={report['pin_memory']}, loop {report['loop_to_floor']}x the floor, "
+                + (
+                    f"data path {report['data_speedup']}x pyannote's"
+                    if report["data_speedup"]
+                    else f"pyannote's data path: {report.get('data_pyannote_unavailable')}"
+                )
+            )
+            row.extra = report
+            rows.append(row)
+    return rows, scale.markdown(scale.TRAIN_HEADER, cells)
+
+
+def pipeline_rows(args: argparse.Namespace) -> tuple[list[Row], str]:
+    """``scale.py pipeline`` on one ``--pipeline-minutes`` file: the plain embedding path and
+    bench's for each ``--embedding-batches`` size."""
+    scale = scale_module()
+    sizes = [int(b) for b in args.embedding_batches.split(",") if b.strip()]
+    namespace = scale_args(
+        args, minutes=args.pipeline_minutes, embedding_batches=sizes, segmentation_batch=32
+    )
+    try:
+        found = scale.part_pipeline(namespace)
+    except RuntimeError as error:
+        return [Row("pipeline", "segmentation-3.0+campplus", "32", "failed", str(error))], ""
+    rows = []
+    for r in found:
+        row = Row("pipeline", f"{r['side']} (batch {r['embedding_batch']})", "32", "ok")
+        row.seconds_per_epoch = r["total_s"]
+        row.peak_memory_mib = r["peak_gpu_mib"]
+        row.detail = f"{r['s_per_hour']} s per hour, {r['speedup']}x plain" + (
+            "" if r["same_output"] else f", DER {r['der_to_plain']:.1e} from plain"
         )
-    )
+        row.extra = r
+        rows.append(row)
+    return rows, (namespace.out / "scale-pipeline.md").read_text()
 
 
-def loader_run(args: argparse.Namespace, sampler: GpuSampler, workers: int) -> Row:
-    """One loader measurement (``loader_child`` in a fresh process), with GPU utilisation over
-    its steady training batches."""
-    row = Row("loader", Path(args.loader_recipe).stem, "auto", "failed", workers=workers)
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--loader-child",
-        "--loader-workers",
-        str(workers),
-        *args.argv,
-    ]
-    log = args.out / "logs" / f"loader-w{workers}.log"
-    code = run_logged(command, log, args.timeout)
-    if code is None:
-        row.status, row.detail = "timeout", f"over {args.timeout} s; log {log}"
-        return row
-    lines = [x for x in log.read_text().splitlines() if x.startswith("GPU_CHECK ")]
-    if code != 0 or not lines:
-        tail = log.read_text().strip().splitlines()[-1:] or [""]
-        row.detail = f"exit {code}: {tail[0]}"
-        return row
-    report = json.loads(lines[-1].removeprefix("GPU_CHECK "))
-    speed = report["throughput"]
-    row.status = "ok"
-    row.batch = report["batch"]
-    row.precision = report["precision"]
-    row.seconds_per_epoch = speed.get("seconds")
-    row.seconds_exact = True
-    steady = speed.get("steady_samples_per_second")  # after the first batch (worker start-up)
-    row.samples_per_second = steady or speed.get("samples_per_second")
-    row.peak_memory_mib = speed.get("peak_gpu_memory_mib")
-    start, end = report["window"]
-    if start is not None and end is not None:
+def matrix_rows(args: argparse.Namespace, sampler: GpuSampler) -> list[Row]:
+    """The recipes as one ``bench run`` with ``--jobs 1`` and with each larger ``--matrix-jobs``
+    value, every job on the same device: wall time of the whole matrix, and its speed-up."""
+    recipes = recipe_files(args.recipes)
+    data = args.data or scale_module().corpus(scale_args(args))  # the synthetic corpus
+    rows: list[Row] = []
+    first: float | None = None
+    for jobs in [int(j) for j in args.matrix_jobs.split(",") if j.strip()]:
+        row = Row("matrix", f"{len(recipes)} recipes", "auto", "failed", workers=None)
+        results = args.out / "matrix" / f"jobs{jobs}"
+        shutil.rmtree(results, ignore_errors=True)
+        command = [
+            BENCH, "run", *map(str, recipes), "--device", args.device, "--jobs", str(jobs),
+            "--epochs", str(args.matrix_epochs), "--max-batches", str(args.max_batches),
+            *([] if args.matrix_pipeline else ["--no-pipeline"]),
+            "--no-wandb", "--no-progress", "--force", "--results", str(results),
+            "--data", str(data),
+            *(["--cache", str(args.cache)] if args.cache else []),
+        ]  # fmt: skip
+        start = time.time()
+        code = run_logged(command, args.out / "logs" / f"matrix-jobs{jobs}.log", args.timeout)
+        end = time.time()
+        found = [json.loads(p.read_text()) for p in results.glob("*.json")]
+        ok = sum(1 for r in found if r.get("status") == "ok")
+        row.seconds_per_epoch = round(end - start, 1)  # here: the whole matrix
+        row.seconds_exact = True
+        first = first or row.seconds_per_epoch
         row.util = sampler.window(start, end)["util"]
-    row.detail = f"{report['duration']:g} s chunks, pin_memory={report['pin_memory']}" + (
-        ", samples/s after the first batch" if steady else ""
-    )
-    return row
+        row.peak_memory_mib = sampler.window(start, end)["memory"]
+        row.status = "ok" if code == 0 and ok == len(recipes) else "failed"
+        row.detail = (
+            f"--jobs {jobs}: {ok}/{len(recipes)} ok, {row.seconds_per_epoch:.0f} s for the matrix, "
+            f"{first / row.seconds_per_epoch:.2f}x --jobs 1"
+        )
+        row.extra = {"jobs": jobs, "wall_s": row.seconds_per_epoch, "exit": code}
+        rows.append(row)
+    return rows
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -410,19 +436,37 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-recipes", action="store_true")
     parser.add_argument("--ddp", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--ddp-recipe", type=Path, default=ROOT / "recipes/nadam_cosine_tversky.py")
-    parser.add_argument("--workers", default="0,2,4,8", help="loader sweep ('' to skip)")
     parser.add_argument(
-        "--loader-recipe", type=Path, default=ROOT / "recipes/nadam_cosine_tversky.py"
+        "--workers", default="0,2,4,8", help="train part: num_workers sweep ('' to skip)"
     )
-    parser.add_argument("--loader-batches", type=int, default=30)
-    parser.add_argument("--loader-batch-size", type=int, help="default: the recipe's (64)")
-    parser.add_argument("--loader-duration", type=float, help="default: the recipe's (10 s)")
-    parser.add_argument("--loader-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--loader-workers", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--train-hours", type=float, default=2.0, help="synthetic corpus (h)")
+    parser.add_argument("--train-batches", type=int, default=20, help="measured batches a phase")
+    parser.add_argument("--train-batch-size", type=int, help="default: the recipe's (64)")
+    parser.add_argument("--train-duration", type=float, help="default: the recipe's (10 s)")
+    parser.add_argument(
+        "--pipeline-minutes", type=float, default=60.0, help="long file (0 to skip)"
+    )
+    parser.add_argument("--embedding-batches", default="8,16,32,64", help="padded CAM++ batches")
+    parser.add_argument("--matrix-jobs", default="1,2,4", help="matrix part ('' to skip)")
+    parser.add_argument("--matrix-epochs", type=int, default=1)
+    parser.add_argument(
+        "--matrix-pipeline", action="store_true", help="matrix runs tune the pipeline too"
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     args.argv = list(argv)
     return args
+
+
+def machine(device: str) -> str:
+    """The heading of the report: the device(s), torch, the date."""
+    import torch
+
+    if device == "cuda":
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    else:
+        names = f"CPU only ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return f"# GPU check: {names}; torch {torch.__version__}; {datetime.now():%Y-%m-%d %H:%M}"
 
 
 def gpu_count(device: str) -> int:
@@ -446,9 +490,6 @@ def gpu_count(device: str) -> int:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    if args.loader_child:
-        loader_child(args)
-        return 0
     gpus = gpu_count(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     precisions = [p for p in args.precisions.split(",") if p]
@@ -471,9 +512,21 @@ def main(argv: list[str]) -> int:
         if args.ddp == "on" or (args.ddp == "auto" and gpus >= 2):
             extra = ["--devices", "2", "--strategy", "ddp"]
             report(bench_run(args, sampler, args.ddp_recipe, "auto", "ddp", extra, devices=2))
-        for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-            report(loader_run(args, sampler, workers))
-    text = table(rows)
+        scale_tables = []
+        if args.workers.strip():
+            found, text = train_rows(args, sampler)
+            for row in found:
+                report(row)
+            scale_tables.append("## Training in the real shape\n\n" + text)
+        if args.pipeline_minutes > 0:
+            found, text = pipeline_rows(args)
+            for row in found:
+                report(row)
+            scale_tables.append("## One long file\n\n" + text)
+        if args.matrix_jobs.strip():
+            for row in matrix_rows(args, sampler):
+                report(row)
+    text = "\n\n".join([machine(args.device), table(rows), *scale_tables])
     samples = "\n".join(",".join(str(x) for x in r) for r in sampler.rows)
     (args.out / "nvidia-smi.csv").write_text("time,gpu,util,memory_mib\n" + samples + "\n")
     (args.out / "gpu_check.md").write_text(text + "\n")

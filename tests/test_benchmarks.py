@@ -161,3 +161,75 @@ def test_pipeline_tuning(benchmark, pipeline_parts):
     _, record, _ = benchmark.pedantic(tuning, rounds=1)
     benchmark.extra_info["real_time_factor"] = benchmark.stats["mean"] / duration
     assert record["dev_der_after"] <= record["stages"][1]["start_dev_der"]
+
+
+# --- the training data path: bench's (chunks cut from the decoded, memory-mapped cache) against
+# pyannote.audio's own (the same task with pyannote's get_file: each chunk read from the file by
+# pyannote's Audio, through torchcodec, which needs FFmpeg's libraries). scripts/scale.py train
+# measures both in the recipes' real shape (batch 64 x 10 s).
+
+
+@pytest.fixture(scope="module")
+def training_task(tmp_path_factory):
+    from helpers import TINY_RECIPE, make_sample_split
+
+    from bench.recipe import load_recipe
+    from bench.training.assemble import assemble
+
+    folder = tmp_path_factory.mktemp("bench-data-path")
+    split = load_folder(make_sample_split(folder / "split"))
+    (folder / "tiny.py").write_text(TINY_RECIPE.replace("batch_size=4", "batch_size=8"))
+    task = assemble(load_recipe(folder / "tiny.py"), split, folder / "cache").task
+    task.setup()
+    return task
+
+
+def _batches(task, count: int) -> list[dict]:
+    loader = iter(task.train_dataloader())
+    return [next(loader) for _ in range(count)]
+
+
+def _pyannote_get_file(task):
+    """pyannote's own ``get_file`` on ``task``, or a skip when torchcodec cannot load FFmpeg."""
+    import types
+
+    from pyannote.audio.tasks.segmentation.mixins import SegmentationTask
+
+    own = types.MethodType(SegmentationTask.get_file, task)
+    try:
+        task.model.audio.crop(own(0), Segment(0.0, 1.0))
+    except Exception as error:  # OSError / RuntimeError from torchcodec's loader
+        pytest.skip(f"pyannote's Audio cannot read files here: {str(error).splitlines()[-1]}")
+    return own
+
+
+@pytest.mark.parametrize("path", ["bench", "pyannote"])
+def test_training_data_path_per_batch(benchmark, training_task, path):
+    """One training batch (8 x 5 s) of the sample split, through each data path."""
+    if path == "pyannote":
+        bench_get_file = training_task.get_file
+        training_task.get_file = _pyannote_get_file(training_task)
+    try:
+        loader = iter(training_task.train_dataloader())
+        batch = benchmark.pedantic(lambda: next(loader), rounds=5, warmup_rounds=1)
+    finally:
+        if path == "pyannote":
+            training_task.get_file = bench_get_file
+    assert batch["X"].shape == (8, 1, 80000)
+
+
+def test_both_data_paths_give_the_same_chunks(training_task):
+    """pyannote seeds its chunk sampling from the epoch: both paths sample the same chunks, and
+    bench's cache holds the samples pyannote's reader decodes."""
+    import torch
+
+    ours = _batches(training_task, 3)
+    bench_get_file = training_task.get_file
+    training_task.get_file = _pyannote_get_file(training_task)
+    try:
+        theirs = _batches(training_task, 3)
+    finally:
+        training_task.get_file = bench_get_file
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a["y"], b["y"])
+        assert float((a["X"] - b["X"]).abs().max()) < 1e-6

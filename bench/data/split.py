@@ -89,6 +89,10 @@ class Split:
     def files(self, subset: str) -> list[Recording]:
         return self.recordings[subset]
 
+    def every_file(self) -> list[Recording]:
+        """Every recording, subset by subset."""
+        return [rec for subset in self.recordings for rec in self.recordings[subset]]
+
     def describe(self) -> dict[str, object]:
         """What a result records about the split it was scored on."""
         return {

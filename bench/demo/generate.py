@@ -429,8 +429,19 @@ def verify_demo(root: Path) -> list[str]:
     ]
 
 
+def scaled_sizes(hours: float, file_minutes: float) -> dict[str, int]:
+    """Files per subset for a corpus of about ``hours`` of ``file_minutes``-minute files, in the
+    demo's proportions (4 : 1 : 1), at least one file a subset."""
+    if hours <= 0 or file_minutes <= 0:
+        raise ValueError(f"--hours and --file-minutes must be > 0, got {hours} and {file_minutes}")
+    total = max(3, round(hours * 60 / file_minutes))
+    held_out = max(1, round(total * DEMO_SIZES["dev"] / sum(DEMO_SIZES.values())))
+    return {"train": total - 2 * held_out, "dev": held_out, "test": held_out}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.demo [ROOT] [--ood] [--seed N] [--sizes train=2,dev=1,test=1]``."""
+    """``python -m bench.demo [ROOT] [--ood] [--seed N] [--sizes train=2,dev=1,test=1]
+    [--hours H --file-minutes M]``."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.demo", description=__doc__.split("\n")[0]
     )
@@ -440,12 +451,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, help=f"default: {DEMO_SEED} ({OOD_SEED} with --ood)")
     parser.add_argument("--sizes", help="files per subset, e.g. train=2,dev=1,test=1")
-    parser.add_argument("--duration", type=float, default=FILE_DURATION)
+    parser.add_argument("--duration", type=float, default=FILE_DURATION, help="seconds per file")
+    parser.add_argument(
+        "--hours", type=float, help="a corpus of about this many hours (4 : 1 : 1 files)"
+    )
+    parser.add_argument("--file-minutes", type=float, help="minutes per file (sets --duration)")
     args = parser.parse_args(argv)
+    if args.file_minutes is not None:
+        if args.duration != FILE_DURATION:
+            parser.error("--file-minutes and --duration both set the file length: give one")
+        if args.file_minutes <= 0:
+            parser.error(f"--file-minutes must be > 0, got {args.file_minutes}")
+        args.duration = args.file_minutes * 60
+    if args.hours is not None:
+        if args.sizes:
+            parser.error("--hours and --sizes both set the number of files: give one")
+        if args.hours <= 0:
+            parser.error(f"--hours must be > 0, got {args.hours}")
+        sizes_ = scaled_sizes(args.hours, args.duration / 60)
+        args.sizes = ",".join(f"{k}={v}" for k, v in sizes_.items())
     seed = args.seed if args.seed is not None else OOD_SEED if args.ood else DEMO_SEED
     if args.root is None:
         if args.sizes or args.duration != FILE_DURATION:
-            parser.error("--sizes/--duration need an explicit ROOT")
+            parser.error("--sizes/--duration/--hours/--file-minutes need an explicit ROOT")
         print(ensure_ood_demo(seed=seed) if args.ood else ensure_demo(seed=seed))
         return 0
     sizes = None

@@ -72,16 +72,17 @@ PADDING_SLACK = (1.25, 20)
 
 
 def length_batches(
-    items: list[tuple[int, torch.Tensor]],
+    items: list[tuple[int, torch.Tensor]], size: int = PADDED_BATCH
 ) -> list[list[tuple[int, torch.Tensor]]]:
-    """``(index, frames x features)`` items sorted by length, cut into padded batches."""
+    """``(index, frames x features)`` items sorted by length, cut into padded batches of at
+    most ``size`` (1: each item alone)."""
     batches: list[list[tuple[int, torch.Tensor]]] = []
     ratio, extra = PADDING_SLACK
     for item in sorted(items, key=lambda item: item[1].shape[0]):
         current = batches[-1] if batches else None
         if (
             current is None
-            or len(current) == PADDED_BATCH
+            or len(current) == size
             or item[1].shape[0] > ratio * current[0][1].shape[0] + extra
         ):
             batches.append([item])
@@ -100,12 +101,25 @@ class CAMPPlusEmbedding(BaseInference):
     :data:`bench.models.campplus.MIN_NUM_FRAMES` kept frames get NaN, which pyannote's clustering
     ignores. The model's 2-D front end is fused for inference
     (:func:`bench.models.campplus.fuse_front_end`).
+
+    ``padded_batch=1, fused=False`` embeds each item alone with the model as loaded: the plain
+    path that ``scripts/scale.py pipeline`` measures bench's against (same embeddings to cosine
+    0.9999999); a GPU may want batches larger than :data:`PADDED_BATCH`.
     """
 
-    def __init__(self, path: str | Path | None = None, device: torch.device | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        device: torch.device | None = None,
+        padded_batch: int = PADDED_BATCH,
+        fused: bool = True,
+    ):
         super().__init__()
+        if padded_batch < 1:
+            raise ValueError(f"padded_batch must be >= 1, got {padded_batch}")
         model, self.weights = campplus.load_campplus(path)
-        self.model_ = campplus.fuse_front_end(model)
+        self.model_ = campplus.fuse_front_end(model) if fused else model.eval()
+        self.padded_batch = padded_batch
         self.device = device or torch.device("cpu")
         self.model_.to(self.device)
 
@@ -171,7 +185,7 @@ class CAMPPlusEmbedding(BaseInference):
             feats = self._normalised(last[1], keep)
             if feats.shape[0]:
                 items.append((i, feats))
-        for batch in length_batches(items):
+        for batch in length_batches(items, self.padded_batch):
             lengths = [feats.shape[0] for _, feats in batch]
             padded = pad_sequence([feats for _, feats in batch], batch_first=True)
             ragged = torch.tensor(lengths) if lengths[0] != lengths[-1] else None

@@ -37,32 +37,49 @@ def device_description(acc: str) -> dict[str, Any]:
     return {"accelerator": "cpu", "threads": torch.get_num_threads(), "cores": os.cpu_count()}
 
 
-def _cgroup_room() -> int | None:
-    """Bytes this process's cgroup (v2) may still take, when it has a limit."""
+def _cgroup() -> tuple[int, int] | None:
+    """This process's cgroup (v2) memory limit and use, when it has a limit."""
     try:
         limit = open("/sys/fs/cgroup/memory.max").read().strip()
         used = int(open("/sys/fs/cgroup/memory.current").read())
     except (OSError, ValueError):
         return None
-    return None if limit == "max" else max(0, int(limit) - used)
+    return None if limit == "max" else (int(limit), used)
 
 
-def available_memory(acc: str) -> tuple[int | None, str]:
+def _meminfo() -> dict[str, int]:
+    """``/proc/meminfo``'s fields in bytes (empty where it cannot be read)."""
+    found: dict[str, int] = {}
+    try:
+        for line in open("/proc/meminfo"):
+            name, value = line.split(":", 1)
+            found[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
+
+
+def available_memory(acc: str, sharing: int = 1) -> tuple[int | None, str]:
     """Bytes a run can still use on its device, and what they are (None: unknown). CPU: the
-    kernel's MemAvailable, or the cgroup's room when smaller; GPU: the device's free memory."""
+    kernel's MemAvailable, or the cgroup's room when smaller; GPU: the device's free memory.
+
+    ``sharing`` runs at once on the device (``bench run --jobs``) each get at most their share
+    of its total: each checks before it starts, so free memory alone would let every one of
+    them count what the others are about to take."""
     if acc == "gpu":
         import torch
 
-        free, _ = torch.cuda.mem_get_info()
-        return free, f"the GPU ({torch.cuda.get_device_name(0)})"
-    found = None
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                found = int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    room = _cgroup_room()
-    if room is not None and (found is None or room < found):
-        return room, "this process's memory limit (cgroup)"
-    return found, "this machine"
+        free, total = torch.cuda.mem_get_info()
+        have: int | None = free
+        where = f"the GPU ({torch.cuda.get_device_name(0)})"
+    else:
+        info = _meminfo()
+        have, total, where = info.get("MemAvailable"), info.get("MemTotal"), "this machine"
+        cgroup = _cgroup()
+        if cgroup is not None and (have is None or cgroup[0] - cgroup[1] < have):
+            have, total = max(0, cgroup[0] - cgroup[1]), cgroup[0]
+            where = "this process's memory limit (cgroup)"
+    if sharing > 1 and have is not None and total:
+        have = min(have, total // sharing)
+        where += f" (a 1/{sharing} share: {sharing} runs use it at once)"
+    return have, where

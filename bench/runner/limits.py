@@ -23,7 +23,7 @@ def check_memory(run: ActiveRun) -> None:
     from bench.runner.device import available_memory
 
     need = step_memory(run.recipe)
-    have, where = available_memory(run.accelerator)
+    have, where = available_memory(run.accelerator, run.options.sharing)
     if have is not None and need > have:
         recipe = run.recipe
         raise FieldRefusal(

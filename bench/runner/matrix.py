@@ -82,6 +82,13 @@ def _execute(
         return failure.result
 
 
+def sharing(workers: int, jobs: int, gpus: int) -> int:
+    """How many runs use one device at once: the workers actually busy, spread round robin
+    over the GPUs (or all on the CPU)."""
+    busy = max(1, min(workers, jobs))
+    return -(-busy // gpus) if gpus else busy
+
+
 def _init_worker(devices: Any, threads: int) -> None:
     """Pin a worker process to one GPU (before CUDA starts) and a share of the CPU threads."""
     import torch
@@ -187,6 +194,7 @@ def run_jobs(
 
     context = multiprocessing.get_context("spawn")
     gpus = torch.cuda.device_count() if options.device != "cpu" else 0
+    options = replace(options, sharing=sharing(workers, len(jobs), gpus))
     devices = context.Queue()
     for slot in range(workers):  # one GPU a worker process (round robin), or none
         devices.put(slot % gpus if gpus else None)

@@ -47,6 +47,7 @@ class RunOptions:
     strategy: str = "auto"
     also_test: tuple[str, ...] = ()  # extra test splits: dataset folders, or "demo-ood"
     precision: str | None = None  # overrides the recipe's (recorded under "overrides")
+    sharing: int = 1  # runs sharing this run's device at once (--jobs): its share of the memory
 
 
 OOD_DEMO = "demo-ood"  # --also-test's name for the demo's out-of-domain split

@@ -120,7 +120,7 @@ def evaluate_pretrained(run: ActiveRun) -> HypothesisSets:
                            token_env=spec.token_env)  # fmt: skip
     device = torch.device("cuda" if run.accelerator == "gpu" else "cpu")
     pipeline = loaded.pipeline.to(device)
-    audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
+    audio = AudioCache(cache_root(run.options.cache_dir) / "audio", run.split.every_file())
     tuning, dev = None, {}
     if spec.retune:
         model, embedder, name, plda = _tunable(pipeline, spec)

@@ -85,7 +85,9 @@ def _add_also_test(run: ActiveRun, path: Path) -> None:
         raise ValueError(f"the run's weights ({model}) are gone: --force re-runs it")
     names = ", ".join(s.name for s in splits)
     run.report.say(f"{run.recipe.name}: adding --also-test {names} to its result")
-    audio = AudioCache(cache_root(run.options.cache_dir) / "audio")
+    audio = AudioCache(
+        cache_root(run.options.cache_dir) / "audio", [r for s in splits for r in s.every_file()]
+    )
     acc = choose_accelerator(run.options.device)
     with run.timed("also_test"):
         extra, found = apply_tuned(

@@ -58,7 +58,7 @@ def assemble(recipe: Recipe, split: Split, cache: Path, index_dir: Path | None =
     model."""
     with torch.random.fork_rng(devices=[]):  # a look at the model that draws no random number
         check_chunks(recipe, load_initial(recipe.model)[0])
-    audio = AudioCache(cache / "audio")
+    audio = AudioCache(cache / "audio", split.every_file())
     for subset in split.recordings:
         for rec in split.files(subset):
             audio.prepare(rec.audio)

@@ -54,3 +54,26 @@ def test_an_intact_entry_is_verified_once_and_not_decoded_again(decoded):
     assert np.array_equal(cache.waveform(SAMPLE_WAV).numpy()[0], expected)
     assert cache.prepare(SAMPLE_WAV) == entry and cache.repaired == []
     assert entry.stat().st_mtime_ns == stamp
+
+
+def test_recordings_hashed_by_the_split_are_not_read_again_to_find_their_entry(
+    sample_split, tmp_path, monkeypatch
+):
+    """``AudioCache(dir, split.every_file())`` keys each entry by the sha256 ``load_folder``
+    just computed: the audio is read once more only to decode it, never to hash it again."""
+    import bench.data.audio as audio_module
+    from bench.data import load_folder
+
+    split = load_folder(sample_split)
+    plain = AudioCache(tmp_path / "cache")
+    expected = {str(r.audio): plain.waveform(r.audio).clone() for r in split.every_file()}
+    hashed: list[str] = []
+    real = audio_module.sha256_file
+    monkeypatch.setattr(audio_module, "sha256_file", lambda p: hashed.append(str(p)) or real(p))
+    known = AudioCache(tmp_path / "cache", split.every_file())
+    for rec in split.every_file():
+        assert known.waveform(rec.audio).equal(expected[str(rec.audio)])
+        assert known.prepare(rec.audio).name == f"{rec.sha256}.npy"
+    assert hashed == []
+    AudioCache(tmp_path / "cache").prepare(split.every_file()[0].audio)  # unknown: hashed
+    assert hashed == [str(split.every_file()[0].audio)]

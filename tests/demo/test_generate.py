@@ -431,3 +431,48 @@ def test_building_the_ood_demo_first_leaves_the_demo_unchanged(tmp_path: Path):
     assert out == [OOD_FINGERPRINT, DEMO_FINGERPRINT]
     names = sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock"))
     assert names == [f"demo-ood-v{OOD_VERSION}-seed{OOD_SEED}", f"demo-v{DEMO_VERSION}-seed0"]
+
+
+# --- a corpus at scale: the same generator, long files --------------------------------------
+
+
+def test_scaled_sizes_keep_the_demo_proportions():
+    from bench.demo.generate import scaled_sizes
+
+    assert scaled_sizes(10, 10) == {"train": 40, "dev": 10, "test": 10}  # 60 files, 4 : 1 : 1
+    assert scaled_sizes(100, 60) == {"train": 66, "dev": 17, "test": 17}
+    assert scaled_sizes(0.1, 10) == {"train": 1, "dev": 1, "test": 1}  # never an empty subset
+    with pytest.raises(ValueError, match="must be > 0"):
+        scaled_sizes(0, 10)
+
+
+def test_hours_and_file_minutes_write_long_files_with_the_demo_voices(tmp_path: Path):
+    """``python -m bench.demo DIR --hours H --file-minutes M``: long files, the demo's voices,
+    overlap and noise, deterministic; conflicting options refused by argparse (exit 2)."""
+    from bench.data import load_folder
+    from bench.demo.generate import main
+
+    assert main([str(tmp_path / "a"), "--hours", "0.05", "--file-minutes", "1.5"]) == 0
+    split = load_folder(tmp_path / "a")
+    assert {s: len(split.files(s)) for s in ("train", "dev", "test")} == {
+        "train": 1,
+        "dev": 1,
+        "test": 1,
+    }
+    for subset in ("train", "dev", "test"):
+        (rec,) = split.files(subset)
+        assert rec.duration == pytest.approx(90.0)
+        turns = list(rec.annotation.itertracks(yield_label=True))
+        assert rec.annotation.get_timeline().extent().end > 80.0  # speech to the end of the file
+        assert len(turns) > 20 and {label for _, _, label in turns} <= {s.name for s in SPEAKERS}
+        overlap = rec.annotation.get_overlap()
+        assert overlap.duration() > 0.0
+    main([str(tmp_path / "b"), "--hours", "0.05", "--file-minutes", "1.5"])
+    manifests = [json.loads((tmp_path / x / "MANIFEST.json").read_text()) for x in "ab"]
+    assert manifests[0] == manifests[1] and manifests[0]["duration"] == 90.0
+    for bad in (["--hours", "1", "--sizes", "train=1,dev=1,test=1"], ["--file-minutes", "0"],
+                ["--file-minutes", "1", "--duration", "60"], ["--hours", "-1"]):  # fmt: skip
+        with pytest.raises(SystemExit) as refused:
+            main([str(tmp_path / "c"), *bad])
+        assert refused.value.code == 2
+    assert not (tmp_path / "c").exists()

@@ -239,6 +239,43 @@ def test_limits_are_checked_before_anything_is_built(tmp_path, split, cache_dir)
     assert not (results / "runs").exists() or not any((results / "runs").rglob("*.ckpt"))
 
 
+def test_runs_sharing_a_device_are_each_held_to_their_share_of_its_memory(
+    tmp_path, split, cache_dir
+):
+    """``--jobs`` runs start at once on one device, each checking its memory before it builds
+    anything: free memory alone would let each count what the others are about to take. A step
+    that fits the machine alone but not half of it is refused when two runs share it."""
+    from bench.recipe.budget import STEP_BYTES_PER_CHUNK_SECOND
+    from bench.runner.device import _meminfo, available_memory
+    from bench.runner.matrix import sharing
+
+    assert [sharing(4, 13, 1), sharing(4, 2, 0), sharing(8, 13, 2), sharing(1, 5, 1)] == [
+        4,
+        2,
+        4,
+        1,
+    ]
+    total = _meminfo()["MemTotal"]
+    alone, _ = available_memory("cpu")
+    have, where = available_memory("cpu", 3)
+    assert have <= total // 3 and have <= alone and "a 1/3 share: 3 runs use it at once" in where
+    batch = int(0.6 * total / (STEP_BYTES_PER_CHUNK_SECOND * 5.0)) + 1  # 60 % of the machine
+    recipe = tmp_path / "big.py"
+    recipe.write_text(ONE_EPOCH.replace("batch_size=4", f"batch_size={batch}"))
+    options = RunOptions(
+        data=split, results=tmp_path / "results", device="cpu", wandb=False, progress=False,
+        cache_dir=cache_dir, sharing=2,
+    )  # fmt: skip
+    with pytest.raises(RunFailed) as refused:
+        run_recipe(recipe, options)
+    record = result_json(refused.value.result)
+    message = record["error"]["message"]
+    assert f"a training step of {batch} chunks of 5 s" in message
+    assert (
+        "(a 1/2 share: 2 runs use it at once)" in message and "prepare" not in record["wall_time"]
+    )
+
+
 def test_seed_counts_are_refused_before_the_split_is_prepared(tmp_path):
     """``--seeds 1000000000`` climbed past 3.5 GB building the run list; ``--seeds 0`` silently
     ran the recipe's own seed. Both are refused before the demo split would be built."""

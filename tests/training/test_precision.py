@@ -314,51 +314,48 @@ def test_gpu_check_refuses_without_cuda(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu(tmp_path, sample_split, tiny_recipe, cache_dir):
-    """``--device cpu``: the same code paths as on a GPU, on a tiny recipe and split."""
+    """``--device cpu``: the same code paths as on a GPU, on a tiny recipe and split: recipes,
+    training in (a small version of) the real shape against its floor and pyannote's data path,
+    the pipeline on one long file against the plain path, the matrix with ``--jobs``."""
     done = subprocess.run(
         [
-            "bash",
-            str(ROOT / "scripts" / "gpu_check.sh"),
-            "--device",
-            "cpu",
-            "--recipes",
-            str(tiny_recipe),
-            "--precisions",
-            "32,16-mixed,bf16-mixed",
-            "--max-batches",
-            "1",
-            "--data",
-            str(sample_split),
-            "--cache",
-            str(cache_dir),
-            "--workers",
-            "0",
-            "--loader-recipe",
-            str(tiny_recipe),
-            "--loader-batches",
-            "3",
-            "--loader-batch-size",
-            "2",
-            "--out",
-            str(tmp_path / "out"),
+            "bash", str(ROOT / "scripts" / "gpu_check.sh"), "--device", "cpu",
+            "--recipes", str(tiny_recipe), "--precisions", "32,16-mixed", "--max-batches", "1",
+            "--data", str(sample_split), "--cache", str(cache_dir),
+            "--workers", "0", "--train-batches", "2", "--train-batch-size", "2",
+            "--train-duration", "5", "--pipeline-minutes", "0.5", "--embedding-batches", "8",
+            "--matrix-jobs", "1", "--out", str(tmp_path / "out"),
         ],
         capture_output=True,
         text=True,
         timeout=900,
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
-    status = {(r["part"], r["precision"]): r["status"] for r in rows}
+    status = {(r["part"], r["recipe"], r["precision"]): r["status"] for r in rows}
     assert status == {
-        ("recipes", "32"): "ok",
-        ("recipes", "16-mixed"): "skipped",
-        ("recipes", "bf16-mixed"): "ok",
-        ("loader", "32-true"): "ok",
+        ("recipes", "tiny", "32"): "ok",
+        ("recipes", "tiny", "16-mixed"): "skipped",
+        ("train", "nadam_cosine_tversky", "32-true"): "ok",
+        ("pipeline", "plain (batch 1)", "32"): "ok",
+        ("pipeline", "bench (batch 8)", "32"): "ok",
+        ("matrix", "1 recipes", "auto"): "ok",
     }
-    loader = rows[-1]
-    assert loader["batch"] == 2 and loader["workers"] == 0 and loader["seconds_exact"]
-    assert loader["samples_per_second"] > 0 and loader["seconds_per_epoch"] > 0
-    assert "after the first batch" in loader["detail"]
-    for row in rows[:3:2]:
-        assert row["batch"] == 4 and row["seconds_per_epoch"] > 0
-    assert "| recipes | tiny | bf16-mixed |" in (tmp_path / "out" / "gpu_check.md").read_text()
+    recipe, _, train, plain, padded, matrix = rows
+    assert recipe["batch"] == 4 and recipe["seconds_per_epoch"] > 0
+    measured = train["extra"]
+    assert measured["batch"] == 2 and measured["workers"] == 0 and measured["pin_memory"] is False
+    assert measured["floor_samples_per_second"] > 0 and measured["loop_samples_per_second"] > 0
+    assert measured["loop_batches"] == 3  # the measured batches and the first
+    if measured["data_speedup"] is not None:  # pyannote's reader needs FFmpeg's libraries
+        assert measured["data_same_targets"] and measured["data_max_abs_diff"] < 1e-6
+    else:
+        assert measured["data_pyannote_unavailable"]
+    for row in (plain, padded):
+        assert row["extra"]["audio_s"] == 30.0 and row["extra"]["peak_rss_mib"] > 0
+        assert set(row["extra"]["stages_s"]) == {"segmentation", "embedding", "clustering"}
+    assert padded["extra"]["same_output"], padded["detail"]  # same embeddings to 1e-7 cosine
+    assert matrix["extra"]["jobs"] == 1 and matrix["extra"]["exit"] == 0  # --jobs N: test_resume
+    report = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert report.startswith("# GPU check: CPU only")
+    assert "| recipes | tiny | 32 |" in report and "## One long file" in report
