@@ -292,6 +292,8 @@ def train_child(
     except Exception as error:  # torchcodec without FFmpeg's libraries, typically
         theirs = None
         first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        if "libtorchcodec" in str(error):
+            first = "torchcodec cannot load FFmpeg's shared libraries (apt install ffmpeg)"
         report["data_pyannote_unavailable"] = f"{type(error).__name__}: {first[:200]}"
         report["data_pyannote_s_per_batch"] = report["data_speedup"] = None
     finally:

@@ -199,7 +199,10 @@ def _pyannote_get_file(task):
     try:
         task.model.audio.crop(own(0), Segment(0.0, 1.0))
     except Exception as error:  # OSError / RuntimeError from torchcodec's loader
-        pytest.skip(f"pyannote's Audio cannot read files here: {str(error).splitlines()[-1]}")
+        why = str(error).strip().splitlines() or [type(error).__name__]
+        if "libtorchcodec" in str(error):
+            why = ["torchcodec cannot load FFmpeg's shared libraries (apt install ffmpeg)"]
+        pytest.skip(f"pyannote's Audio cannot read files here: {why[-1]}")
     return own
 
 

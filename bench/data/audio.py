@@ -33,7 +33,7 @@ def decode(audio: Path) -> np.ndarray:
             out = np.zeros(stream.frames + GUARD_SAMPLES, dtype=np.float32)
             read = stream.read(out=out[: stream.frames])
             if len(read) != stream.frames:
-                raise sf.LibsndfileError(0, f"{audio}: {len(read)} of {stream.frames} frames")
+                raise OSError(f"{audio}: read {len(read)} of its {stream.frames} frames")
             return out
         data = stream.read(dtype="float32", always_2d=True)
         sample_rate = stream.samplerate
