@@ -437,22 +437,15 @@ class StageMemory:
 
     def peaks(self) -> dict[str, dict[str, float] | None]:
         """Peak memory (MiB) by the end of segmentation, embedding and clustering."""
-
-        def by_stage(marks: dict[str, float], final: float) -> dict[str, float]:
-            segmented = marks.get("speaker_counting", marks.get("segmentation", final))
-            return {
-                "segmentation": segmented,
-                "embedding": marks.get("embeddings", segmented),
-                "clustering": final,
-            }
+        from bench.evaluation.pipeline import StepTimer
 
         gpu = None
         if self.device.type == "cuda":
             import torch
 
             final = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
-            gpu = by_stage(self.gpu, final)
-        return {"rss": by_stage(self.rss, peak_rss_mib()), "gpu": gpu}
+            gpu = StepTimer.stage_ends(self.gpu, final)
+        return {"rss": StepTimer.stage_ends(self.rss, peak_rss_mib()), "gpu": gpu}
 
 
 def pipeline_child(

@@ -224,14 +224,24 @@ class StepTimer:
         if completed is None and total is None:  # the end of a step, not a progress update
             self.marks.setdefault(step_name, time.perf_counter())
 
+    @staticmethod
+    def stage_ends(marks: dict[str, float], end: float) -> dict[str, float]:
+        """The value of ``marks`` (per pyannote step) when segmentation, embedding and
+        clustering ended; ``end`` for the last."""
+        segmented = marks.get("speaker_counting", marks.get("segmentation", end))
+        return {
+            "segmentation": segmented,
+            "embedding": marks.get("embeddings", segmented),
+            "clustering": end,
+        }
+
     def split(self, end: float) -> dict[str, float]:
         """Seconds spent in segmentation, embedding and clustering."""
-        segmented = self.marks.get("speaker_counting", self.marks.get("segmentation", end))
-        embedded = self.marks.get("embeddings", segmented)
+        ends = self.stage_ends(self.marks, end)
         return {
-            "segmentation": segmented - self.start,
-            "embedding": embedded - segmented,
-            "clustering": end - embedded,
+            "segmentation": ends["segmentation"] - self.start,
+            "embedding": ends["embedding"] - ends["segmentation"],
+            "clustering": end - ends["embedding"],
         }
 
 
