@@ -55,7 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout, when bench is ins
 LOCK = "requirements.lock"
 ASSETS_LOCK = "requirements-assets.lock"
 ASSETS_IN = "scripts/assets.in"
+NEMO_LOCK = "requirements-nemo.lock"  # the NeMo environment's (bench.nemo.environment)
+NEMO_IN = "scripts/nemo.in"
 STAMP = "# pyproject-sha256: "
+NEMO_STAMP = "# nemo-in-sha256: "
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 
@@ -100,11 +103,15 @@ class Environment(TypedDict, total=False):
     lock: LockStatus | None
 
 
-def torch_build() -> TorchBuild | None:
+def torch_build(site: Path | None = None) -> TorchBuild | None:
     """torch's CUDA/HIP build and git revision, read from ``torch/version.py`` without importing
-    torch (a CPU wheel and a CUDA wheel of one version compute differently)."""
+    torch (a CPU wheel and a CUDA wheel of one version compute differently); this interpreter's
+    torch, or the one in another environment's ``site`` packages folder."""
     try:
-        file = Path(str(metadata.distribution("torch").locate_file("torch/version.py")))
+        if site is None:
+            file = Path(str(metadata.distribution("torch").locate_file("torch/version.py")))
+        else:
+            file = site / "torch" / "version.py"
         tree = ast.parse(file.read_text(encoding="utf-8"))
     except (metadata.PackageNotFoundError, OSError, SyntaxError):
         return None
@@ -255,22 +262,38 @@ def pyproject_stamp(root: Path) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
 
 
+def nemo_stamp(root: Path) -> str:
+    """sha256 of what the NeMo lock is made from (``scripts/nemo.in``)."""
+    return hashlib.sha256((root / NEMO_IN).read_bytes()).hexdigest()
+
+
+def _stamps(root: Path) -> dict[str, tuple[str, str, str]]:
+    """Each lock made here: its stamp line's prefix, what it is made from and that digest."""
+    return {
+        LOCK: (STAMP, "pyproject.toml", pyproject_stamp(root)),
+        NEMO_LOCK: (NEMO_STAMP, NEMO_IN, nemo_stamp(root)),
+    }
+
+
 def stamp(root: Path) -> None:
-    """Write the pyproject stamp as the first line of the main lock (``scripts/lock.sh``)."""
-    path = root / LOCK
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith(STAMP)]
+    """Write each lock's source digest as its first line (``scripts/lock.sh``)."""
     note = "  (written by bash scripts/lock.sh; the tests check it)"
-    path.write_text("\n".join([STAMP + pyproject_stamp(root) + note, *lines]) + "\n")
+    for name, (prefix, _, value) in _stamps(root).items():
+        path = root / name
+        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = [ln for ln in lines if not ln.startswith(prefix)]
+        path.write_text("\n".join([prefix + value + note, *lines]) + "\n")
 
 
 def check_stamp(root: Path) -> str | None:
-    """None when the lock was made from today's pyproject.toml, else the one-line problem."""
-    text = (root / LOCK).read_text(encoding="utf-8")
-    found = next((ln for ln in text.splitlines() if ln.startswith(STAMP)), None)
-    if found is None:
-        return f"{LOCK}: no '{STAMP.strip()}' line: run bash scripts/lock.sh"
-    if found[len(STAMP) :].split()[0] != pyproject_stamp(root):
-        return f"{LOCK}: made from another pyproject.toml: run bash scripts/lock.sh"
+    """None when each lock was made from today's sources, else the one-line problem."""
+    for name, (prefix, source, value) in _stamps(root).items():
+        text = (root / name).read_text(encoding="utf-8")
+        found = next((ln for ln in text.splitlines() if ln.startswith(prefix)), None)
+        if found is None:
+            return f"{name}: no '{prefix.strip()}' line: run bash scripts/lock.sh"
+        if found[len(prefix) :].split()[0] != value:
+            return f"{name}: made from another {source}: run bash scripts/lock.sh"
     return None
 
 

@@ -5,7 +5,8 @@
 #   bash scripts/lock.sh --upgrade                # move everything to the newest allowed
 # It writes requirements.lock (everything pip installs: runtime, extras, the build backend) and
 # requirements-assets.lock (wheels installed with --no-deps for their files), both with hashes
-# for Linux x86_64 / CPython 3.11, then stamps them with pyproject.toml's dependency digest.
+# for Linux x86_64 / CPython 3.11, then stamps them with pyproject.toml's dependency digest;
+# and requirements-nemo.lock (the NeMo environment, from scripts/nemo.in) beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
@@ -21,4 +22,6 @@ TARGET=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate
 python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' |
   "$UV" pip compile pyproject.toml - --all-extras "${TARGET[@]}" -o requirements.lock "$@"
 "$UV" pip compile scripts/assets.in --no-deps "${TARGET[@]}" -o requirements-assets.lock "$@"
+# NeMo's environment, apart (scripts/setup_nemo.sh); stamped with scripts/nemo.in's digest
+"$UV" pip compile scripts/nemo.in "${TARGET[@]}" -o requirements-nemo.lock "$@"
 python3 -m bench.environment stamp

@@ -78,6 +78,8 @@ def test_the_lock_is_made_from_this_pyproject(tmp_path):
         environment.LOCK,
         environment.ASSETS_LOCK,
         environment.ASSETS_IN,
+        environment.NEMO_LOCK,
+        environment.NEMO_IN,
     ):
         shutil.copy(ROOT / name, copy / name)
     assert environment.check_stamp(copy) is None

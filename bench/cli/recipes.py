@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bench.cli.common import console
-from bench.recipe import AnyRecipe, PretrainedPipeline
+from bench.recipe import AnyRecipe, NemoRecipe, PretrainedPipeline
 from bench.recipe.text import (
     augmentation_text,
     init_text,
@@ -60,13 +60,13 @@ def recipe_summary(r: AnyRecipe) -> list[str]:
     return [
         r.name,
         r.content_hash(),
-        r.mode,
+        f"NeMo {r.model}" if isinstance(r, NemoRecipe) else r.mode,
         init_text(data),
         optimizer_text(data) or "- (no training)",
         scheduler_text(data),
         str(r.epochs),
         str(r.batch_size),
         loss_text(data),
-        augmentation_text(data),
+        "-" if isinstance(r, NemoRecipe) else augmentation_text(data),
         str(r.seed),
     ]

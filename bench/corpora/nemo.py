@@ -12,6 +12,7 @@ its files unchanged when they are already bench's (so export -> import keeps the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,16 @@ from bench.corpora.jsonfields import Fields, parse_line
 from bench.corpora.rttm import read_rttm_turns, read_uem_regions
 from bench.corpora.split import part_subsets
 from bench.corpora.writer import staged
-from bench.data import SUBSETS, DataError, Recording, folder_paths, load_folder, read_lines
+from bench.data import (
+    SUBSETS,
+    DataError,
+    Recording,
+    Split,
+    folder_paths,
+    load_folder,
+    read_lines,
+)
+from bench.io import atomic_write_text
 
 DEFAULT_CHANNEL = None
 TOLERANCE = 0.01  # seconds: a duration this close to the file's is the whole file
@@ -121,13 +131,40 @@ def _row(recording: Recording, root: Path) -> dict[str, Any]:
     }
 
 
+def windows(duration: float, window: float) -> list[tuple[float, float]]:
+    """``(offset, duration)`` of windows of ``window`` s covering a file: one per ``window`` s,
+    the last one ending at the file's end (overlapping its neighbour); a shorter file whole."""
+    if duration <= window:
+        return [(0.0, duration)]
+    count = math.ceil(duration / window)
+    starts = [min(k * window, duration - window) for k in range(count)]
+    return [(round(start, 3), window) for start in starts]
+
+
+def write_manifests(split: Split, out: Path, window: float | None = None) -> dict[str, Path]:
+    """``{subset}_manifest.json`` of each subset of ``split`` in ``out``, with absolute paths
+    (what ``bench data export nemo`` writes, and what a NeMo run trains and diarizes from).
+
+    ``window``: train and dev recordings as windows of that many seconds (:func:`windows`):
+    Sortformer trains on the first ``session_len_sec`` of each manifest line, so a whole
+    long recording would be trained on its first minute and a half only."""
+    written = {}
+    for subset in SUBSETS:
+        rows = [_row(rec, split.root) for rec in split.files(subset)]
+        if window is not None and subset != "test":
+            rows = [
+                {**row, "offset": offset, "duration": length}
+                for row in rows
+                for offset, length in windows(row["duration"], window)
+            ]
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        written[subset] = atomic_write_text(out / f"{subset}_manifest.json", text)
+    return written
+
+
 def export(data: Path, out: Path, force: bool) -> list[Path]:
     """``{subset}_manifest.json`` per subset in ``out``, with absolute paths into ``data``."""
     split = load_folder(data)
     with staged(out, force) as stage:
-        for subset in SUBSETS:
-            rows = [
-                json.dumps(_row(rec, split.root), ensure_ascii=False) for rec in split.files(subset)
-            ]
-            (stage / f"{subset}_manifest.json").write_text("".join(f"{row}\n" for row in rows))
+        write_manifests(split, stage)
     return [out / f"{subset}_manifest.json" for subset in SUBSETS]

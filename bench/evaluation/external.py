@@ -39,6 +39,29 @@ def read_hypotheses(path: Path) -> dict[str, tuple[Annotation, Path]]:
     return found
 
 
+def score_test(
+    split: Split, found: dict[str, Annotation], missing_as_empty: bool, where: str
+) -> tuple[dict[str, object], dict[str, str], list[str]]:
+    """Score hypotheses by URI on ``split``'s test files (collars, metrics and variants as a
+    run's pipeline scores): the report, each test file's RTTM text, and the URIs scored as empty
+    (``missing_as_empty``; otherwise a missing one is an error naming ``where``)."""
+    test = split.files("test")
+    missing = [rec.uri for rec in test if rec.uri not in found]
+    if missing and not missing_as_empty:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{where}: no hypothesis for {len(missing)} of {len(test)} test file(s): "
+            f"{shown} (--missing-as-empty scores them as all missed)"
+        )
+    scorer = Scorer()
+    texts: dict[str, str] = {}
+    for rec in test:
+        hypothesis = found.get(rec.uri, Annotation(uri=rec.uri))
+        scorer.add(rec.uri, rec.annotation, hypothesis, rec.annotated)
+        texts[rec.uri] = rttm_text(hypothesis)
+    return scorer.report(), texts, missing
+
+
 def score_system(
     split: Split,
     hypotheses: Path,
@@ -52,20 +75,12 @@ def score_system(
     A test file without a hypothesis is an error, or with ``missing_as_empty`` an empty
     hypothesis (all its speech missed), recorded under ``outputs.missing_as_empty``."""
     found = read_hypotheses(hypotheses)
-    test = split.files("test")
-    missing = [rec.uri for rec in test if rec.uri not in found]
-    if missing and not missing_as_empty:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise DataError(
-            f"{hypotheses}: no hypothesis for {len(missing)} of {len(test)} test file(s): "
-            f"{shown} (--missing-as-empty scores them as all missed)"
-        )
-    scorer = Scorer()
-    texts: dict[str, str] = {}
-    for rec in test:
-        hypothesis = found[rec.uri][0] if rec.uri in found else Annotation(uri=rec.uri)
-        scorer.add(rec.uri, rec.annotation, hypothesis, rec.annotated)
-        texts[rec.uri] = rttm_text(hypothesis)
+    report, texts, missing = score_test(
+        split,
+        {uri: annotation for uri, (annotation, _) in found.items()},
+        missing_as_empty,
+        where=str(hypotheses),
+    )
     content = {
         "files": {uri: hashlib.sha256(text.encode()).hexdigest() for uri, text in texts.items()},
         "missing_as_empty": missing,
@@ -75,10 +90,10 @@ def score_system(
         "source": str(hypotheses.resolve()),
         "test": {},
         "missing_as_empty": missing,
-        "ignored_uris": sorted(set(found) - {rec.uri for rec in test}),
+        "ignored_uris": sorted(set(found) - {rec.uri for rec in split.files("test")}),
     }
     record = external_record(
-        name, split.describe(), {"pipeline": scorer.report()}, outputs, content, about=about
+        name, split.describe(), {"pipeline": report}, outputs, content, about=about
     )
     outputs["test"] = {
         uri: {"path": hypothesis_path(record.stem, "test", uri).as_posix(), "sha256": digest}

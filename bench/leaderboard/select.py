@@ -32,6 +32,8 @@ __all__ = [
     "load_runs",
 ]
 COMPONENTS = ("Confusion", "FalseAlarm", "Miss")
+# a record's kind -> the toolkit its row names
+TOOLKITS = {"recipe": "pyannote", "pipeline": "pyannote", "nemo": "NeMo", "external": "external"}
 
 
 @dataclass(eq=False)
@@ -63,8 +65,19 @@ class ResultFile:
 
     @property
     def trained(self) -> bool:
-        """A recipe run: it has epochs, a budget and a start to be compared with."""
-        return self.record.kind == "recipe"
+        """A run bench trained (a recipe, or a NeMo recipe): it has epochs and a start."""
+        return self.record.kind in ("recipe", "nemo")
+
+    @property
+    def oracle_vad(self) -> bool:
+        """Diarized with the reference's speech regions (NeMo's MSDD): its Miss and FalseAlarm
+        owe nothing to a speech detector, unlike the other rows'."""
+        return bool((self.record.pipeline or {}).get("oracle_vad"))
+
+    @property
+    def toolkit(self) -> str:
+        """What trained and applied the model: pyannote.audio, NeMo, or an external system."""
+        return TOOLKITS.get(self.record.kind, self.record.kind)
 
     @property
     def about(self) -> str:

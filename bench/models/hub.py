@@ -82,10 +82,12 @@ def resolve(
     revision_field: str | None = None,
     token_env: str = "HF_TOKEN",
     expected: str = "",
+    local_only: bool = False,
 ) -> Resolved:
     """Resolve ``ref`` to a file: ``filename`` inside a local folder or hub repository, or the
     local file itself. ``field`` (and ``revision_field``) name the recipe fields in errors;
-    ``expected`` is appended to the error for a malformed reference."""
+    ``expected`` is appended to the error for a malformed reference; ``local_only`` takes a hub
+    file from the local cache only, never the network (what the offline demo may use)."""
     where = f"field '{field}'"
     file = local_file(ref, filename)
     if file is not None:
@@ -117,13 +119,19 @@ def resolve(
         raise ResolveError(
             f"{where}: {ref!r} is not a valid Hugging Face id: {first_line(error)}"
         ) from None
-    found = _download(repo_id, filename, revision, token_env, where, ref)
+    found = _download(repo_id, filename, revision, token_env, where, ref, local_only)
     commit = _commit_of(Path(found), filename)
     return Resolved(ref, repo_id, "hub", Path(found), sha256_file(found), commit or revision)
 
 
 def _download(
-    repo_id: str, filename: str, revision: str | None, token_env: str, where: str, ref: str
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    token_env: str,
+    where: str,
+    ref: str,
+    local_only: bool = False,
 ) -> str:
     """``hf_hub_download`` (the call pyannote.audio makes), its failures as one line each."""
     from huggingface_hub import constants, hf_hub_download
@@ -144,14 +152,20 @@ def _download(
     also = f" (and there is no local file {ref!r})" if ref.endswith(_FILE_SUFFIXES) else ""
     try:
         return hf_hub_download(
-            repo_id, filename, revision=revision, token=token, library_name="bench"
+            repo_id,
+            filename,
+            revision=revision,
+            token=token,
+            library_name="bench",
+            local_files_only=local_only,
         )
     except LocalEntryNotFoundError:
-        reason = (
-            "HF_HUB_OFFLINE is set"
-            if constants.is_offline_mode()
-            else "the hub cannot be reached (offline?)"
-        )
+        if local_only:
+            reason = "only the cache is read here"
+        elif constants.is_offline_mode():
+            reason = "HF_HUB_OFFLINE is set"
+        else:
+            reason = "the hub cannot be reached (offline?)"
         message = f"{name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {reason}"
     except GatedRepoError:
         message = (

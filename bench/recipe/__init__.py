@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from bench.recipe.loading import (
+    AnyRecipe,
     FieldRefusal,
     RecipeError,
     discover,
     field_location,
     load_recipe,
 )
+from bench.recipe.nemo import (
+    NEMO_MODELS,
+    NemoOptimizer,
+    NemoPostprocessing,
+    NemoPretrained,
+    NemoRecipe,
+    NemoScratch,
+)
 from bench.recipe.schema import (
     MULTILABEL_LOSSES,
     POWERSET_LOSSES,
     PRECISIONS,
-    AnyRecipe,
     Augmentation,
     BackgroundNoise,
     Cosine,
@@ -36,6 +44,7 @@ from bench.recipe.schema import (
 
 __all__ = [
     "MULTILABEL_LOSSES",
+    "NEMO_MODELS",
     "POWERSET_LOSSES",
     "PRECISIONS",
     "AnyRecipe",
@@ -46,6 +55,11 @@ __all__ = [
     "Gain",
     "ImpulseResponse",
     "Loss",
+    "NemoOptimizer",
+    "NemoPostprocessing",
+    "NemoPretrained",
+    "NemoRecipe",
+    "NemoScratch",
     "Optimizer",
     "Pipeline",
     "Plateau",

@@ -12,7 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bench.recipe.schema import AnyRecipe, PretrainedPipeline, Recipe
+from bench.recipe.nemo import NemoRecipe
+from bench.recipe.schema import PretrainedPipeline, Recipe
+
+# what a recipe file may assign to ``recipe``
+AnyRecipe = Recipe | PretrainedPipeline | NemoRecipe
 
 
 class RecipeError(ValueError):
@@ -75,7 +79,7 @@ def _recipe_frame_line(path: Path, exc: BaseException) -> int | None:
 
 _TAGS = {"scratch", "pretrained", "cosine", "step", "plateau"}
 # the classes a recipe file may assign to ``recipe`` (their keyword lines are located)
-RECIPE_TYPES = ("Recipe", "PretrainedPipeline")
+RECIPE_TYPES = ("Recipe", "PretrainedPipeline", "NemoRecipe")
 
 
 def _format_validation_error(path: Path, error: ValidationError, fallback: int | None) -> str:
@@ -96,7 +100,7 @@ def _format_validation_error(path: Path, error: ValidationError, fallback: int |
 
 def load_recipe(path: str | Path) -> AnyRecipe:
     """Execute a recipe file and return its validated :class:`Recipe` (or
-    :class:`PretrainedPipeline`).
+    :class:`PretrainedPipeline`, or :class:`NemoRecipe`).
 
     The name defaults to the file's stem and the description to its docstring.
     """
@@ -117,10 +121,10 @@ def load_recipe(path: str | Path) -> AnyRecipe:
         raise RecipeError(f"{where}: {type(error).__name__}: {error}") from None
 
     recipe = namespace.get("recipe")
-    if not isinstance(recipe, Recipe | PretrainedPipeline):
+    if not isinstance(recipe, Recipe | PretrainedPipeline | NemoRecipe):
         raise RecipeError(
-            f"{path}: must assign a bench.recipe.Recipe (or PretrainedPipeline) to a variable "
-            f"named 'recipe' (found {type(recipe).__name__})"
+            f"{path}: must assign a bench.recipe.Recipe (or PretrainedPipeline, NemoRecipe) to a "
+            f"variable named 'recipe' (found {type(recipe).__name__})"
         )
     changes: dict[str, Any] = {}
     if not recipe.name:

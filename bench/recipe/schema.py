@@ -35,8 +35,9 @@ class _Strict(BaseModel):
 
 
 class _Runnable(_Strict):
-    """What a recipe file assigns to ``recipe`` (a :class:`Recipe` or a
-    :class:`PretrainedPipeline`): its settings as text and their hash, the one convention."""
+    """What a recipe file assigns to ``recipe`` (a :class:`Recipe`, a :class:`PretrainedPipeline`
+    or a :class:`bench.recipe.nemo.NemoRecipe`): its settings as text and their hash, the one
+    convention."""
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults included, as plain JSON-able data."""
@@ -389,6 +390,3 @@ class PretrainedPipeline(_Runnable):
     def epochs(self) -> None:
         """A pipeline is not trained (what a run's record says of its epochs)."""
         return None
-
-
-AnyRecipe = Recipe | PretrainedPipeline

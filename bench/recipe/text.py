@@ -39,6 +39,9 @@ def optimizer_text(recipe: dict[str, Any]) -> str:
 
 def scheduler_text(recipe: dict[str, Any]) -> str:
     """``'cosine (T 50)'``, ``'step (×0.1 / 10)'``, ``'plateau (×0.5, p 2)'`` or ``'none'``."""
+    if recipe.get("kind") == "nemo":  # NeMo's inverse-square-root schedule, or a constant rate
+        warmup = recipe.get("warmup_steps")
+        return f"inverse sqrt (warm-up {warmup})" if warmup else "none"
     sched = recipe.get("scheduler")
     if not sched:
         return "none" if recipe else ""
@@ -59,7 +62,9 @@ def scheduler_text(recipe: dict[str, Any]) -> str:
 
 
 def loss_text(recipe: dict[str, Any]) -> str:
-    """``'bce+tversky (α 0.3, β 0.7) + vad'``."""
+    """``'bce+tversky (α 0.3, β 0.7) + vad'``; a NeMo model's own loss by name."""
+    if recipe.get("kind") == "nemo":
+        return NEMO_LOSSES.get(str(recipe.get("model")), "")
     loss = recipe.get("loss") or {}
     if not loss:
         return ""
@@ -80,11 +85,14 @@ def loss_text(recipe: dict[str, Any]) -> str:
 
 
 AUGMENTATIONS = {"impulse_response": "IR", "noise": "noise", "gain": "gain"}
+# what each NeMo model trains with (its config's loss; not a recipe field)
+NEMO_LOSSES = {"sortformer": "PIL+ATS (NeMo)", "msdd": "BCE (NeMo)"}
 
 
 def augmentation_text(recipe: dict[str, Any]) -> str:
-    """``'none'``, or the augmentations applied (``'IR+noise'``)."""
-    if not recipe:
+    """``'none'``, or the augmentations applied (``'IR+noise'``); empty for a NeMo recipe
+    (its augmentation is its config's, not a recipe field)."""
+    if not recipe or recipe.get("kind") == "nemo":
         return ""
     aug = recipe.get("augmentation")
     if not aug:
@@ -96,6 +104,9 @@ def augmentation_text(recipe: dict[str, Any]) -> str:
 
 def init_text(recipe: dict[str, Any]) -> str:
     """``'scratch'``, or the initial weights' id (with ``, head converted`` and the like)."""
+    if recipe.get("kind") == "nemo":
+        init = recipe.get("init") or {}
+        return "scratch" if init.get("kind") == "scratch" else str(init.get("id"))
     model = recipe.get("model") or {}
     if not model:
         return ""

@@ -11,7 +11,7 @@ import bench
 from bench import environment
 from bench.io import sha256_file
 from bench.models.hub import CHECKPOINT_FILE, local_file
-from bench.recipe import Pretrained, PretrainedPipeline, Recipe, data_path
+from bench.recipe import NemoRecipe, Pretrained, PretrainedPipeline, Recipe, data_path
 from bench.results.record import RunIdentity
 
 
@@ -134,4 +134,34 @@ def identify_pipeline(spec: PretrainedPipeline, fingerprint: str, content: str) 
         augmentation_sha256=None,
         bench_version=bench.__version__,
         environment=environment.digest(environment.numbers()),
+    )
+
+
+def identify_nemo(
+    spec: NemoRecipe,
+    fingerprint: str,
+    init: str,
+    nemo_environment: str,
+    *,
+    max_batches: int | None,
+) -> RunIdentity:
+    """The identity of a NeMo recipe on a split: its settings, what its initial weights are
+    (``init``: the ``.nemo`` file's sha256, or the stock config's for a model from scratch) and
+    both environments (NeMo's trains and diarizes, bench's scores)."""
+    return RunIdentity(
+        name=spec.name,
+        kind="nemo",
+        recipe_hash=spec.with_overrides(seed=0).content_hash(),
+        fingerprint=fingerprint,
+        seed=spec.seed,
+        epochs=spec.epochs,
+        max_batches=max_batches,
+        world_size=1,
+        global_batch=spec.batch_size,
+        precision="32-true",
+        init_sha256=init,
+        augmentation_sha256=None,
+        bench_version=bench.__version__,
+        environment=environment.digest(environment.numbers()),
+        nemo_environment=nemo_environment,
     )

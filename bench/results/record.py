@@ -41,8 +41,9 @@ from bench.results.scores import AlsoTest, ScoreReport, TestScores
 
 SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "diverged"]
-# "pipeline": a pretrained pipeline evaluated as shipped (bench.recipe.PretrainedPipeline)
-Kind = Literal["recipe", "external", "pipeline"]
+# "pipeline": a pretrained pipeline evaluated as shipped (bench.recipe.PretrainedPipeline);
+# "nemo": a NeMo diarizer trained and applied by NeMo (bench.recipe.NemoRecipe, bench.nemo)
+Kind = Literal["recipe", "external", "pipeline", "nemo"]
 # ``versions`` (kept for readers of older records): the numbers-relevant packages and wandb;
 # ``environment`` (bench.environment) is what the identity uses
 PACKAGES = (*environment.NUMBERS_PACKAGES, "wandb")
@@ -78,7 +79,7 @@ class RunIdentity:
     in one table, paired by the gate, or one skipped for the other) only when these are equal."""
 
     name: str  # the recipe's name (or an external system's)
-    kind: str  # "recipe" | "external" | "pipeline"
+    kind: str  # "recipe" | "external" | "pipeline" | "nemo"
     # the resolved recipe after caps and overrides, seed excluded (external systems: outputs)
     recipe_hash: str | None
     fingerprint: str  # the dataset split
@@ -97,14 +98,17 @@ class RunIdentity:
     # what a VBx pipeline's PLDA is: a local folder's files' sha256, or the estimator that makes
     # it from the split's train embeddings; None without VBx (and in older identities)
     plda: str | None = None
+    # a NeMo run's NeMo environment (bench.nemo.environment digest); ``environment`` stays
+    # bench's own, so NeMo rows are ranked in the table of the bench environment that scored them
+    nemo_environment: str | None = None
 
     # fields the gate insists on when pairing a candidate with a baseline of the same name+seed
     PAIRED = ("fingerprint", "epochs", "max_batches", "world_size", "global_batch")
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("environment", "plda"):  # added later: identities without them keep the
-            if data[name] is None:  # digest their file names use
+        for name in ("environment", "plda", "nemo_environment"):  # added later: identities
+            if data[name] is None:  # without them keep the digest their file names use
                 del data[name]
         return data
 

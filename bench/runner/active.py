@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the stages import torch on use, so that a finished run skip
     from pyannote.audio import Model
 
     from bench.data.audio import AudioCache
+    from bench.runner.nemo import NemoPlan
     from bench.training.fit import Fitted, Initialisation
 
 
@@ -78,6 +79,7 @@ class ActiveRun:
     outputs: Outputs | None = None
     budget: Budget | None = None  # steps, samples and hours the run sees; schedule warnings
     ddp_child_done: bool = False
+    nemo: NemoPlan | None = None  # a NeMo run's environment and initial weights
 
     @property
     def pretrained(self) -> bool:
@@ -108,6 +110,8 @@ class ActiveRun:
         return {
             # a recipe that did not load is named by its file (as a file name: see Recipe.name)
             "name": recipe.name if recipe else file_name(Path(self.path).stem),
+            # what ran it ("recipe", "pipeline", "nemo"), failures included
+            "kind": getattr(self.declared, "kind", "recipe"),
             "identity": self.identity.as_dict() if self.identity else None,
             "recipe_file": str(self.path),
             "recipe": recipe.resolved() if recipe else None,

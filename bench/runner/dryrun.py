@@ -25,6 +25,8 @@ def describe(path: Path, options: RunOptions, split: tuple[Split, bool]) -> str:
     resolve(run)
     if run.pretrained:
         return _describe_pipeline(run)
+    if run.nemo is not None:
+        return _describe_nemo(run)
     task = assemble(run)
     recipe, overrides, model, init = run.recipe, run.overrides, run.model, run.init
     acc = run.accelerator
@@ -93,6 +95,34 @@ def _scheduler(config: dict | None) -> str:
         if k in {"T_max", "eta_min", "step_size", "gamma", "factor", "patience", "min_lrs"}
     }
     return f"{scheduler.__class__.__name__} {state}, stepped per {config['interval']}"
+
+
+def _describe_nemo(run: ActiveRun) -> str:
+    """A NeMo run's setup without starting NeMo: identity, environment, initial weights, caps
+    and the job its worker would get."""
+    from bench.runner.nemo import job_for
+
+    spec, plan = run.recipe, run.nemo
+    env = plan.env.describe()
+    changes = ", ".join(f"{k} {v['declared']} -> {v['ran']}" for k, v in run.overrides.items())
+    folder = run.final_dir / "manifests"
+    job = job_for(run, {s: folder / f"{s}_manifest.json" for s in ("train", "dev", "test")})
+    demo = " [demo]" if run.demo else ""
+    exact = "matches" if (env["lock"] or {}).get("matches") else "differs"
+    return "\n".join(
+        [
+            f"recipe      {spec.name} ({spec.content_hash()}) from {run.path}",
+            f"identity    {run.stem}",
+            f"split       {run.split.name} ({run.split.fingerprint}){demo}",
+            f"nemo        nemo-toolkit {env['packages']['nemo-toolkit']} in {plan.env.venv} "
+            f"(environment {env['digest']}, lock {exact})",
+            f"init        {plan.init_info.get('ref') or 'scratch'} ({plan.init_sha256[:16]})",
+            f"overrides   {changes or 'none'}",
+            f"job         {json.dumps(job, default=str)}",
+            "run         trained and applied by bench/nemo/worker.py in NeMo's venv, the test "
+            "hypotheses scored like every recipe",
+        ]
+    )
 
 
 def _describe_pipeline(run: ActiveRun) -> str:

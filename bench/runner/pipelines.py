@@ -166,7 +166,6 @@ def record_pipeline(run: ActiveRun, hypotheses: HypothesisSets) -> Path:
         run.run_dir = run.final_dir
     result = ok_record(
         **run.record_fields(),
-        kind="pipeline",
         test=run.scores,
         pipeline=run.pipeline,
         also_test=run.also_test,

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from bench.data import Split
 from bench.io import cache_root
-from bench.recipe import FieldRefusal, PretrainedPipeline, RecipeError, load_recipe
+from bench.recipe import FieldRefusal, NemoRecipe, PretrainedPipeline, RecipeError, load_recipe
 from bench.results import (
     DER_KEY,
     AlsoTest,
@@ -59,6 +59,11 @@ def resolve(run: ActiveRun) -> None:
         from bench.runner.pipelines import resolve_pipeline
 
         resolve_pipeline(run)
+        return
+    if isinstance(run.declared, NemoRecipe):  # trained and applied by NeMo, in its own venv
+        from bench.runner.nemo import resolve_nemo
+
+        resolve_nemo(run)
         return
     with run.timed("load"):
         run.recipe, run.overrides = effective_recipe(run.declared, run.options, run.demo)
@@ -360,6 +365,15 @@ def run_pretrained(run: ActiveRun) -> Path:
     return record_pipeline(run, hypotheses)
 
 
+def _stages_of(run: ActiveRun):
+    """The stages a resolved run goes through: a recipe's, a pipeline's or a NeMo run's."""
+    if run.nemo is not None:
+        from bench.runner.nemo import run_nemo
+
+        return run_nemo
+    return run_pretrained if run.pretrained else run_stages
+
+
 def run_recipe(
     path: Path,
     options: RunOptions,
@@ -395,7 +409,7 @@ def run_recipe(
             for left in [] if _ddp_child() else run.store.clear_leftovers(run.stem):
                 report.say(f"removed {left}: left by an earlier killed or failed run")
             try:
-                out = run_pretrained(run) if run.pretrained else run_stages(run)
+                out = _stages_of(run)(run)
             except BaseException:
                 if options.force and not _ddp_child():  # --force never resumes
                     run.store.clear_leftovers(run.stem)

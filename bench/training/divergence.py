@@ -64,20 +64,10 @@ def divergence(
         row = next((r for r in epochs if r.get("epoch") == best_epoch), None)
     if row is None:
         return "no epoch has a finite validation DER"
+    reason = loss_divergence(initial, row)
+    if reason:
+        return reason
     where = f"epoch {row.get('epoch')}"
-    for column in (VAL_LOSS, TRAIN_LOSS):
-        value = row.get(column)
-        if value is not None and not is_number(value):
-            return f"{column} is {value} at {where}"
-    reference = (initial or {}).get(VAL_LOSS)
-    if is_number(reference) and reference > 0:
-        for column in (VAL_LOSS, TRAIN_LOSS):
-            value = row.get(column)
-            if is_number(value) and value >= LOSS_FACTOR * reference:
-                return (
-                    f"{column} {value:.4g} at {where} is {value / reference:.3g}x the initial "
-                    f"validation loss {reference:.4g} (limit {LOSS_FACTOR:g}x)"
-                )
     threshold = row.get(THRESHOLD)
     if mode == "multilabel" and is_number(threshold):
         low, high = THRESHOLD_BOUNDS
@@ -94,4 +84,43 @@ def divergence(
     return None
 
 
-__all__ = ["LOSS_FACTOR", "THRESHOLD_BOUNDS", "divergence", "evaluated_epoch"]
+def loss_divergence(initial: Mapping[str, Any] | None, row: Mapping[str, Any]) -> str | None:
+    """The loss rules, for any toolkit's rows with ``loss/val`` and ``loss/train``: a loss of
+    the judged epoch that is not finite, or at least :data:`LOSS_FACTOR` times the initial
+    validation loss."""
+    where = f"epoch {row.get('epoch')}"
+    for column in (VAL_LOSS, TRAIN_LOSS):
+        value = row.get(column)
+        if value is not None and not is_number(value):
+            return f"{column} is {value} at {where}"
+    reference = (initial or {}).get(VAL_LOSS)
+    if is_number(reference) and reference > 0:
+        for column in (VAL_LOSS, TRAIN_LOSS):
+            value = row.get(column)
+            if is_number(value) and value >= LOSS_FACTOR * reference:
+                return (
+                    f"{column} {value:.4g} at {where} is {value / reference:.3g}x the initial "
+                    f"validation loss {reference:.4g} (limit {LOSS_FACTOR:g}x)"
+                )
+    return None
+
+
+def nemo_divergence(
+    initial: Mapping[str, Any] | None, epochs: Sequence[Mapping[str, Any]], kept: int | None
+) -> str | None:
+    """Why a NeMo run diverged (its loss rows, judged at the ``kept`` epoch, the last when
+    None), or None. NeMo validates losses, not DER, so only the loss rules apply."""
+    if not epochs:
+        return None
+    row = next((r for r in epochs if r.get("epoch") == kept), epochs[-1])
+    return loss_divergence(initial, row)
+
+
+__all__ = [
+    "LOSS_FACTOR",
+    "THRESHOLD_BOUNDS",
+    "divergence",
+    "evaluated_epoch",
+    "loss_divergence",
+    "nemo_divergence",
+]

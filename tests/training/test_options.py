@@ -308,15 +308,17 @@ def test_dry_run_and_recipe_listing(sample_split, tiny_recipe, tmp_path):
     listing = CliRunner().invoke(app, ["recipes", str(ROOT / "recipes")])
     assert listing.exit_code == 0
     names = sorted(p.stem for p in (ROOT / "recipes").glob("*.py"))
-    assert len(names) == 14
+    assert len(names) == 16  # fourteen pyannote recipes, two NeMo ones
     for name in names:
         assert name in listing.output
 
 
 @pytest.mark.slow
 def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
-    """All fourteen recipes on the demo split, one epoch of two batches each, through the CLI
-    (the full-file pipeline is covered by the README demo run and tests/test_pipeline.py)."""
+    """All sixteen recipes on the demo split (the two NeMo ones in NeMo's venv, small models
+    standing in for hub weights), one epoch of two batches each, through the CLI (the full-file
+    pipeline is covered by the README demo run and tests/test_pipeline.py; a NeMo run always
+    diarizes its test files: --no-pipeline does not apply to it)."""
     import json
 
     outcome = CliRunner().invoke(
@@ -339,13 +341,15 @@ def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
     )
     results = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert outcome.exit_code == 0, outcome.output[-3000:]
-    assert len(results) == 14 and {r["status"] for r in results} == {"ok"}
+    assert len(results) == 16 and {r["status"] for r in results} == {"ok"}
     by_name = {r["recipe"]["name"]: r for r in results}
     assert by_name["powerset_adamw_cosine"]["initial_weights"]["head_reinitialised"] is False
     assert by_name["adam"]["initial_weights"]["head"] == "converted"
     assert by_name["adam"]["initial_weights"]["head_reinitialised"] is False
     assert by_name["nadam_cosine_dice_aug"]["recipe"]["augmentation"]["noise"]["path"] == "noise"
     assert by_name["adam"]["overrides"]["pipeline"]["ran"] is None
+    assert by_name["nemo_msdd"]["kind"] == by_name["nemo_sortformer_finetune"]["kind"] == "nemo"
+    assert "--no-pipeline do(es) not apply" in outcome.output
     baseline = by_name["baseline_segmentation_3_0"]
     assert baseline["epochs"] == [] and "epochs" not in baseline["overrides"]  # never trained
     assert baseline["test"]["chunk"]["DER"] == baseline["test"]["chunk_before_training"]["DER"]

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data import load_folder
-from bench.recipe import Loss, Optimizer, Recipe, Scratch, VadLoss, load_recipe
+from bench.recipe import Loss, NemoRecipe, Optimizer, Recipe, Scratch, VadLoss, load_recipe
 from bench.training.assemble import assemble
 from bench.training.fit import fit, precision
 from bench.training.losses import multilabel_segmentation_loss, powerset_loss, vad_loss
@@ -280,6 +280,8 @@ def test_run_precision_overrides_every_recipe_and_is_recorded(precision):
     assert files
     for path in files:
         original = load_recipe(path)
+        if isinstance(original, NemoRecipe):  # NeMo trains in 32 bits: --precision does not apply
+            continue
         ran, overrides = effective_recipe(original, RunOptions(precision=precision), demo=False)
         assert ran.precision == precision
         assert ran.with_overrides(precision=original.precision) == original
