@@ -24,6 +24,7 @@ from pyannote.audio.utils.powerset import Powerset
 from typer.testing import CliRunner, Result
 
 from bench.cli import app
+from bench.io import sha256_file
 from bench.results import read_record
 
 SAMPLE_DIR = Path(pyannote.audio.__file__).parent / "sample"
@@ -217,3 +218,20 @@ class MarginalMultilabel(PyanNet):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         marginals = self.marginals.to_multilabel(super().forward(waveforms), soft=True)
         return marginals.clamp(0.0, 1.0) ** self.power
+
+
+def add_to_cache(cache: Path, repo_id: str, commit: str, files: dict[str, Path], *refs: str):
+    """Lay ``files`` out as huggingface_hub stores a download of ``repo_id`` at ``commit``:
+    ``blobs/<sha256>``, ``snapshots/<commit>/<name>`` (a relative link), ``refs/<ref>``."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    for name, source in files.items():
+        blob = repo / "blobs" / sha256_file(source)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        if not blob.exists():
+            shutil.copyfile(source, blob)
+        link = repo / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for ref in refs:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)

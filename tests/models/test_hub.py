@@ -21,7 +21,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from helpers import xvector_checkpoint
+from helpers import add_to_cache, xvector_checkpoint
 
 from bench.io import sha256_file
 from bench.models import campplus, hub
@@ -42,23 +42,6 @@ OLD = hashlib.sha1(b"old").hexdigest()
 CAMPPLUS_REPO = "iic/speech_campplus_sv_zh_en_16k-common_advanced"
 XVECTOR_REPO = "bench-test/xvector-0.1"
 CAMPPLUS_FILE = "campplus_cn_en_common.pt"  # the ModelScope file name, read by "campplus:HUB_ID"
-
-
-def add_to_cache(cache: Path, repo_id: str, commit: str, files: dict[str, Path], *refs: str):
-    """Lay ``files`` out as huggingface_hub stores a download of ``repo_id`` at ``commit``:
-    ``blobs/<sha256>``, ``snapshots/<commit>/<name>`` (a relative link), ``refs/<ref>``."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    for name, source in files.items():
-        blob = repo / "blobs" / sha256_file(source)
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        if not blob.exists():
-            shutil.copyfile(source, blob)
-        link = repo / "snapshots" / commit / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    for ref in refs:
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / ref).write_text(commit)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ judges a NeMo candidate that got worse."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,9 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, bench
+from helpers import ROOT, add_to_cache, bench
 
 from bench.demo import ensure_demo
+from bench.io import sha256_file
 from bench.nemo import SMALL_CONFIGS
 from bench.nemo.environment import NemoMissing, nemo_environment
 
@@ -221,3 +223,30 @@ def test_the_leaderboard_ranks_nemo_beside_pyannote_and_the_gate_judges_it(
     assert "**regression**" in outcome.output and "full-pipeline DER" in outcome.output
     outcome = bench("gate", "--baseline", baseline, "--candidate", baseline)
     assert outcome.exit_code == 0, outcome.output
+
+
+def test_a_hub_model_in_the_local_cache_is_fine_tuned_on_the_demo(runs, cache_dir, tmp_path):
+    """The real users' path, offline: nvidia/diar_sortformer_4spk-v1 resolved by huggingface_hub
+    from its cache (here holding a small Sortformer this module trained) at the commit its ref
+    names, fine-tuned from that file instead of the demo's stand-in."""
+    trained = Path(records(runs["results"])["small.ok"]["best_checkpoint"])
+    commit = hashlib.sha1(b"nemo").hexdigest()
+    hub = tmp_path / "hub"
+    add_to_cache(hub, "nvidia/diar_sortformer_4spk-v1", commit,
+                 {"diar_sortformer_4spk-v1.nemo": trained}, "main")  # fmt: skip
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [BENCH, "run", str(ROOT / "recipes" / "nemo_sortformer_finetune.py"), "--epochs", "1",
+         "--max-batches", "2", "--results", str(results), "--cache", str(cache_dir),
+         "--no-wandb", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "stands in" not in done.stdout
+    (record,) = records(results).values()
+    assert "init" not in record["overrides"]
+    assert record["identity"]["init_sha256"] == sha256_file(trained)
+    source = record["pipeline"]["source"]
+    assert source["kind"] == "hub" and source["revision"] == commit
+    assert source["ref"] == "nvidia/diar_sortformer_4spk-v1"
