@@ -25,6 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# run as a script, this module is __main__: worker_msdd.py imports its helpers as "worker", and
+# must get this very module (one JobError, one Diverged), not a second copy
+sys.modules.setdefault("worker", sys.modules[__name__])
 Emit = Callable[[dict[str, Any]], None]
 JOB_KEYS = set(
     "model init config train_manifest dev_manifest test_manifest out epochs batch_size max_steps"
@@ -50,8 +53,9 @@ class Diverged(Exception):
     exit_code = 3
 
 
-def check_job(job: Any) -> dict[str, Any]:
-    """Refuse missing, unknown or ill-typed keys up front, before NeMo's slow import."""
+def check_common(job: Any) -> dict[str, Any]:
+    """Refuse missing, unknown or ill-typed keys up front, before NeMo's slow import (the keys
+    every model reads alike; each model's own are checked by its ``check_job``)."""
     if not isinstance(job, dict):
         raise JobError("the job file must hold a JSON object")
     unknown, missing = sorted(set(job) - JOB_KEYS), sorted(JOB_KEYS - set(job))
@@ -62,10 +66,8 @@ def check_job(job: Any) -> dict[str, Any]:
         raise JobError('init must be {"kind": "scratch"} or {"kind": "file", "path": ...}')
     if set(init) != ({"kind"} if init["kind"] == "scratch" else {"kind", "path"}):
         raise JobError(f"init: unexpected keys {sorted(init)}")
-    if not isinstance(job["config"], dict):
+    if not isinstance(job["config"], dict) or not all(isinstance(k, str) for k in job["config"]):
         raise JobError("config must be an object of dotted-key overrides")
-    if init["kind"] == "file" and job["config"]:
-        raise JobError("config overrides apply to scratch init only, not to a .nemo file")
     for key, low in {"epochs": 0, "batch_size": 1, "seed": 0, "warmup_steps": 0}.items():
         if type(job[key]) is not int or job[key] < low:
             raise JobError(f"{key} must be an integer >= {low}")
@@ -82,6 +84,18 @@ def check_job(job: Any) -> dict[str, Any]:
         or not all(isinstance(opt[k], int | float) for k in ("lr", "weight_decay"))
     ):
         raise JobError('optimizer must be {"name": "adam"|"adamw", "lr": .., "weight_decay": ..}')
+    need = ["test_manifest", "out"] + (["train_manifest", "dev_manifest"] if job["epochs"] else [])
+    for key in need:
+        if not isinstance(job[key], str) or not job[key]:
+            raise JobError(f"{key} must be a path")
+    return job
+
+
+def check_job(job: Any) -> dict[str, Any]:
+    """A Sortformer job: :func:`check_common`, then its session length and postprocessing."""
+    check_common(job)
+    if job["init"]["kind"] == "file" and job["config"]:
+        raise JobError("config overrides apply to scratch init only, not to a .nemo file")
     if not isinstance(job["session_len_sec"], int | float) or job["session_len_sec"] <= 0:
         raise JobError("session_len_sec must be a positive number")
     post = job["postprocessing"]
@@ -91,10 +105,6 @@ def check_job(job: Any) -> dict[str, Any]:
         or not all(isinstance(v, int | float) for v in post.values())
     ):
         raise JobError(f"postprocessing: null or numbers keyed by {sorted(POSTPROCESSING)}")
-    need = ["test_manifest", "out"] + (["train_manifest", "dev_manifest"] if job["epochs"] else [])
-    for key in need:
-        if not isinstance(job[key], str) or not job[key]:
-            raise JobError(f"{key} must be a path")
     return job
 
 
@@ -235,10 +245,15 @@ def make_reporter(emit: Emit, identity: dict[str, Any], max_steps: int | None) -
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             logged = trainer.callback_metrics.items() if self.validated else ()
             metrics = {k: float(v) for k, v in logged if k.startswith("val_")}
+            val_loss = metrics.pop("val_loss", None)
+            if val_loss is not None and not math.isfinite(val_loss):
+                raise Diverged(
+                    f"diverged: validation loss {val_loss} at step {trainer.global_step}"
+                )
             row = {
                 "epoch": trainer.current_epoch + 1,
                 "train_loss": sum(self.losses) / max(1, len(self.losses)),
-                "val_loss": metrics.pop("val_loss", None),
+                "val_loss": val_loss,
                 "steps": trainer.global_step,
                 "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
                 **dict(sorted(metrics.items())),

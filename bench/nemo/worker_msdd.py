@@ -31,22 +31,25 @@ postprocessing, if not null, holds dotted keys of NeMo's NeuralDiarizerInference
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Emit = Callable[[dict[str, Any]], None]
-JOB_KEYS = set(
-    "model init config train_manifest dev_manifest test_manifest out epochs batch_size max_steps"
-    " seed device threads optimizer warmup_steps session_len_sec postprocessing".split()
+from worker import (  # this folder's worker.py: the helpers both models share
+    Diverged,
+    Emit,
+    JobError,
+    check_common,
+    config_sha256,
+    make_reporter,
+    readable_checkpoint,
+    sha256_file,
+    write_atomic,
 )
+
 # model-config sections the job sets through its own keys; overriding them too would be ambiguous
 RESERVED = {"train_ds", "validation_ds", "test_ds", "optim"}
 SPEAKER = "speaker_model_cfg"  # NeMo's own key for the speaker model's config inside MSDD's
@@ -158,58 +161,19 @@ model:
 """
 
 
-class JobError(Exception):
-    """A job bench should not have sent (worker.py reports it in one line, exit 2)."""
-
-    exit_code = 2
-
-
-class Diverged(FloatingPointError):
-    """A non-finite training loss (exit 3: worker.py reports "diverged: ...")."""
-
-    exit_code = 3
-
-
 # ----------------------------------------------------------------------------- job checks
 
 
 def check_job(job: Any) -> dict[str, Any]:
     """Refuse missing, unknown, ill-typed or MSDD-inapplicable keys before NeMo's slow import."""
-    if not isinstance(job, dict):
-        raise JobError("the job file must hold a JSON object")
-    unknown, missing = sorted(set(job) - JOB_KEYS), sorted(JOB_KEYS - set(job))
-    if unknown or missing:
-        raise JobError(f"job keys: unknown {unknown}, missing {missing}")
+    check_common(job)
     if job["model"] != "msdd":
         raise JobError(f'worker_msdd runs model "msdd", not {job["model"]!r}')
     init = job["init"]
-    if not isinstance(init, dict) or init.get("kind") not in ("scratch", "file"):
-        raise JobError('init must be {"kind": "scratch"} or {"kind": "file", "path": ...}')
-    if set(init) != ({"kind"} if init["kind"] == "scratch" else {"kind", "path"}):
-        raise JobError(f"init: unexpected keys {sorted(init)}")
     if init["kind"] == "file" and (
         not isinstance(init["path"], str) or not init["path"].endswith(".nemo")
     ):
         raise JobError("init path must be a local .nemo file")
-    if not isinstance(job["config"], dict) or not all(isinstance(k, str) for k in job["config"]):
-        raise JobError("config must be an object of dotted-key overrides")
-    ints = {"epochs": 0, "batch_size": 1, "seed": 0, "warmup_steps": 0}
-    for key, low in ints.items():
-        if type(job[key]) is not int or job[key] < low:
-            raise JobError(f"{key} must be an integer >= {low}")
-    for key in ("max_steps", "threads"):
-        if job[key] is not None and (type(job[key]) is not int or job[key] < 1):
-            raise JobError(f"{key} must be null or an integer >= 1")
-    if job["device"] not in ("cpu", "gpu"):
-        raise JobError('device must be "cpu" or "gpu"')
-    opt = job["optimizer"]
-    if (
-        not isinstance(opt, dict)
-        or set(opt) != {"name", "lr", "weight_decay"}
-        or opt["name"] not in ("adam", "adamw")
-        or not all(isinstance(opt[k], int | float) for k in ("lr", "weight_decay"))
-    ):
-        raise JobError('optimizer must be {"name": "adam"|"adamw", "lr": .., "weight_decay": ..}')
     if job["session_len_sec"] is not None:
         raise JobError(
             "session_len_sec must be null for msdd: MSDD trains on whole manifest entries "
@@ -224,10 +188,6 @@ def check_job(job: Any) -> dict[str, Any]:
             "postprocessing for msdd: null or dotted keys of NeMo's diarizer inference config "
             f"starting with {list(POSTPROCESSING_ROOTS)}"
         )
-    need = ["test_manifest", "out"] + (["train_manifest", "dev_manifest"] if job["epochs"] else [])
-    for key in need:
-        if not isinstance(job[key], str) or not job[key]:
-            raise JobError(f"{key} must be a path")
     return job
 
 
@@ -252,30 +212,6 @@ def read_manifest(path: str, what: str) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    """Hash a .nemo so results say exactly which weights they started from."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via tmp + os.replace so a killed worker never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def config_sha256(cfg: Any) -> str:
-    """Hash a resolved config as canonical JSON."""
-    from omegaconf import OmegaConf
-
-    canon = json.dumps(OmegaConf.to_container(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def nemo_target(path: Path) -> str:
@@ -421,89 +357,6 @@ def inference_config(job: dict[str, Any], model_path: Path, cfg: Any, work: Path
 
 
 # ----------------------------------------------------------------------------- training
-
-
-def readable_checkpoint(ckpt_dir: Path) -> Path | None:
-    """last.ckpt to resume from, or None; an unreadable one (said on stderr) is moved aside."""
-    import torch
-
-    last = ckpt_dir / "last.ckpt"
-    if last.exists():
-        try:
-            state = torch.load(last, map_location="cpu", weights_only=False)
-            if "state_dict" in state and "loops" in state:
-                return last
-            problem = "not a lightning checkpoint"
-        except Exception as exc:
-            problem = " ".join(str(exc).split())[:200]
-        print(f"warning: {last} is unreadable ({problem}); starting again", file=sys.stderr)
-    if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
-        aside = ckpt_dir.with_name(f"checkpoints.aside-{time.strftime('%Y%m%dT%H%M%S')}")
-        os.replace(ckpt_dir, aside)
-        print(f"warning: moved stale {ckpt_dir} to {aside}", file=sys.stderr)
-    return None
-
-
-def make_reporter(emit: Emit, identity: dict[str, Any], max_steps: int | None) -> Any:
-    """A lightning callback that emits one row per epoch and keeps the rows (and the RNG states,
-    which lightning does not save) in the checkpoint, refusing a checkpoint of another job."""
-    from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-    from lightning.pytorch import Callback
-
-    class Reporter(Callback):
-        def __init__(self) -> None:
-            self.rows: list[dict[str, Any]] = []
-            self.losses: list[float] = []
-            self.validated = False
-
-        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self.losses, self.validated = [], False
-
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            self.validated = True
-
-        def on_train_batch_end(
-            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
-        ) -> None:
-            loss = float((outputs["loss"] if isinstance(outputs, dict) else outputs).detach())
-            if not math.isfinite(loss):
-                raise Diverged(f"diverged: training loss {loss} at step {trainer.global_step}")
-            self.losses.append(loss)
-            if max_steps is not None and trainer.global_step >= max_steps:
-                trainer.should_stop = True
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            logged = trainer.callback_metrics.items() if self.validated else ()
-            metrics = {k: float(v) for k, v in logged if k.startswith("val_")}
-            val_loss = metrics.pop("val_loss", None)
-            if val_loss is not None and not math.isfinite(val_loss):
-                raise Diverged(
-                    f"diverged: validation loss {val_loss} at step {trainer.global_step}"
-                )
-            row = {
-                "epoch": trainer.current_epoch + 1,
-                "train_loss": sum(self.losses) / max(1, len(self.losses)),
-                "val_loss": val_loss,
-                "steps": trainer.global_step,
-                "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
-                **dict(sorted(metrics.items())),
-            }
-            self.rows.append(row)
-            emit({"event": "epoch", **row})
-
-        def state_dict(self) -> dict[str, Any]:
-            return {"rows": self.rows, "rng": _collect_rng_states(), **identity}
-
-        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-            if {k: state_dict.get(k) for k in identity} != identity:
-                raise JobError(
-                    "out/checkpoints/last.ckpt belongs to another config or init; "
-                    "use a fresh out folder"
-                )
-            self.rows = list(state_dict["rows"])
-            _set_rng_states(state_dict["rng"])
-
-    return Reporter()
 
 
 def random_speaker_model(cfg: Any, path: Path, seed: int) -> None:

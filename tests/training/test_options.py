@@ -349,6 +349,8 @@ def test_every_recipe_runs_one_epoch_on_the_demo(tmp_path, cache_dir):
     assert by_name["nadam_cosine_dice_aug"]["recipe"]["augmentation"]["noise"]["path"] == "noise"
     assert by_name["adam"]["overrides"]["pipeline"]["ran"] is None
     assert by_name["nemo_msdd"]["kind"] == by_name["nemo_sortformer_finetune"]["kind"] == "nemo"
+    assert by_name["nemo_msdd"]["pipeline"]["oracle_vad"] is True  # marked on the leaderboard
+    assert by_name["nemo_sortformer_finetune"]["pipeline"]["oracle_vad"] is False
     assert "--no-pipeline do(es) not apply" in outcome.output
     baseline = by_name["baseline_segmentation_3_0"]
     assert baseline["epochs"] == [] and "epochs" not in baseline["overrides"]  # never trained
