@@ -18,7 +18,7 @@ from bench.io import atomic_write_text
 from bench.recipe import FieldRefusal, NemoPretrained, NemoRecipe, NemoScratch, RecipeError
 from bench.results import Override, PipelineSetup, Row, ScoreReport, TestScores, ok_record
 from bench.results import record_stem as stem_of
-from bench.runner.options import RunOptions
+from bench.runner.options import RunOptions, _plain
 
 if TYPE_CHECKING:
     from bench.nemo.environment import NemoEnvironment
@@ -116,10 +116,6 @@ def effective_nemo(
     if options.devices > 1:
         ignored.append("--devices")
     return spec.with_overrides(**changes), applied, ignored, warnings
-
-
-def _plain(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def check_config(spec: NemoRecipe) -> None:

@@ -77,6 +77,8 @@ def _add_also_test(run: ActiveRun, path: Path) -> None:
         raise ValueError("the result has no pipeline scores (the run had no pipeline)")
     if result.kind == "pipeline":  # its pipeline is loaded, not rebuilt from a checkpoint
         raise ValueError("a pretrained pipeline's result: --force runs it again with them")
+    if result.kind == "nemo":
+        raise ValueError("a NeMo run's result: --also-test does not apply to NeMo runs yet")
     model = result.best_checkpoint
     identity = result.run_identity
     if model is None and identity is not None and identity.epochs == 0:
