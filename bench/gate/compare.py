@@ -137,6 +137,10 @@ def environment_changes(pairs: list[Pair]) -> tuple[str, ...]:
             found.append(f"the {side} records no environment (made before bench 0.3.0)")
             continue
         found.extend(environment.changes(a, b))
+        nemo_a, nemo_b = (r.pipeline.get("environment") if r.kind == "nemo" and r.pipeline
+                          else None for r in (base, cand))  # fmt: skip
+        if nemo_a and nemo_b:  # NeMo's own venv trained both
+            found.extend(f"NeMo: {change}" for change in environment.changes(nemo_a, nemo_b))
     return tuple(dict.fromkeys(found))
 
 

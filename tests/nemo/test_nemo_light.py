@@ -184,3 +184,18 @@ def test_the_shipped_nemo_recipes_load():
     assert isinstance(spec, NemoRecipe) and spec.model == "sortformer"
     assert isinstance(spec.init, NemoPretrained)
     assert spec.init.id == "nvidia/diar_sortformer_4spk-v1"
+
+
+def test_the_gate_names_what_changed_in_nemos_environment(tmp_path):
+    """A NeMo upgrade between baseline and candidate is named like a bench one."""
+    from bench.gate.compare import environment_changes
+    from bench.results import ok_record
+
+    def nemo_record(version: str):
+        env = {"packages": {"nemo-toolkit": version, "torch": "2.11.0"}}
+        dataset = {"name": "demo", "fingerprint": "fp"}
+        return ok_record(name="n", kind="nemo", dataset=dataset, pipeline={"environment": env})
+
+    changes = environment_changes([(nemo_record("2.7.3"), nemo_record("2.8.0"))])
+    assert changes == ("NeMo: nemo-toolkit 2.7.3 -> 2.8.0",)
+    assert environment_changes([(nemo_record("2.7.3"), nemo_record("2.7.3"))]) == ()
