@@ -277,6 +277,39 @@ def make_reporter(emit: Emit, identity: dict[str, Any], max_steps: int | None) -
     return Reporter()
 
 
+def make_trainer(job: dict[str, Any], reporter: Any, ckpt_dir: Path) -> tuple[Any, Any]:
+    """The Lightning trainer both models train with, and its checkpoint keeper: every epoch
+    validated and checkpointed (``last.ckpt`` to resume, the lowest validation loss kept)."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    keeper = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch}",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        auto_insert_metric_name=False,
+    )
+    trainer = Trainer(
+        accelerator="gpu" if job["device"] == "gpu" else "cpu",
+        devices=1,
+        max_epochs=job["epochs"],
+        max_steps=job["max_steps"] or -1,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[reporter, keeper],
+        deterministic="warn",
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=1,
+        log_every_n_steps=1,
+    )
+    return trainer, keeper
+
+
 def diarize(model: Any, job: dict[str, Any], out: Path) -> list[str]:
     """Diarize every test_manifest entry with model.diarize and write out/hyp/<uri>.rttm.
 
@@ -329,8 +362,7 @@ def run_sortformer(job: dict[str, Any], emit: Emit) -> None:
     import lightning
     import nemo
     import torch
-    from lightning.pytorch import Trainer, seed_everything
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch import seed_everything
     from nemo.collections.asr.models import SortformerEncLabelModel
     from omegaconf import OmegaConf
 
@@ -354,30 +386,7 @@ def run_sortformer(job: dict[str, Any], emit: Emit) -> None:
     reporter = make_reporter(
         emit, {"config_sha256": cfg_sha, "init_sha256": init_sha}, job["max_steps"]
     )
-    keeper = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best-{epoch}",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-        auto_insert_metric_name=False,
-    )
-    trainer = Trainer(
-        accelerator="gpu" if gpu else "cpu",
-        devices=1,
-        max_epochs=job["epochs"],
-        max_steps=job["max_steps"] or -1,
-        logger=False,
-        enable_progress_bar=False,
-        callbacks=[reporter, keeper],
-        deterministic="warn",
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        log_every_n_steps=1,
-    )
+    trainer, keeper = make_trainer(job, reporter, ckpt_dir)
     if restored is None:
         model = SortformerEncLabelModel(cfg=cfg, trainer=trainer)
     else:

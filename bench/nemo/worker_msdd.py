@@ -45,6 +45,7 @@ from worker import (  # this folder's worker.py: the helpers both models share
     check_common,
     config_sha256,
     make_reporter,
+    make_trainer,
     readable_checkpoint,
     sha256_file,
     write_atomic,
@@ -444,8 +445,7 @@ def run(job: Any, emit: Emit) -> dict[str, Any]:
     import lightning
     import nemo
     import torch
-    from lightning.pytorch import Trainer, seed_everything
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch import seed_everything
     from nemo.collections.asr.models import EncDecDiarLabelModel
     from omegaconf import OmegaConf, open_dict
 
@@ -516,30 +516,7 @@ def run(job: Any, emit: Emit) -> dict[str, Any]:
 
     resume = readable_checkpoint(ckpt_dir) if job["epochs"] else None
     reporter = make_reporter(emit, identity, job["max_steps"])
-    keeper = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best-{epoch}",
-        monitor="val_loss",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-        auto_insert_metric_name=False,
-    )
-    trainer = Trainer(
-        accelerator="gpu" if gpu else "cpu",
-        devices=1,
-        max_epochs=job["epochs"],
-        max_steps=job["max_steps"] or -1,
-        logger=False,
-        enable_progress_bar=False,
-        callbacks=[reporter, keeper],
-        deterministic="warn",
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=1,
-        log_every_n_steps=1,
-    )
+    trainer, keeper = make_trainer(job, reporter, ckpt_dir)
     with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as tmp:
         work = Path(tmp)
         train_cfg = copy.deepcopy(cfg)
