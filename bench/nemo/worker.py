@@ -277,6 +277,37 @@ def make_reporter(emit: Emit, identity: dict[str, Any], max_steps: int | None) -
     return Reporter()
 
 
+def guard_probabilities(model: Any, trainer: Any) -> None:
+    """Diverged weights give NaN probabilities, on which torch's BCE raises a RuntimeError
+    before any loss exists to check: catch them on their way into the model's loss instead."""
+    import torch
+
+    def finite_probs(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        probs = kwargs.get("probs", args[0] if args else None)
+        if probs is not None and not bool(torch.isfinite(probs).all()):
+            raise Diverged(
+                f"diverged: non-finite speaker probabilities at step {trainer.global_step}"
+            )
+
+    model.loss.register_forward_pre_hook(finite_probs, with_kwargs=True)
+
+
+def start_facts(model: Any, config_sha256: str, init_sha256: str | None) -> dict[str, Any]:
+    """What the start event and result.json say of a run: versions, hashes, parameters."""
+    import lightning
+    import nemo
+    import torch
+
+    return {
+        "nemo_version": nemo.__version__,
+        "torch_version": torch.__version__,
+        "lightning_version": lightning.__version__,
+        "config_sha256": config_sha256,
+        "init_sha256": init_sha256,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
 def make_trainer(job: dict[str, Any], reporter: Any, ckpt_dir: Path) -> tuple[Any, Any]:
     """The Lightning trainer both models train with, and its checkpoint keeper: every epoch
     validated and checkpointed (``last.ckpt`` to resume, the lowest validation loss kept)."""
@@ -359,8 +390,6 @@ def diarize(model: Any, job: dict[str, Any], out: Path) -> list[str]:
 
 def run_sortformer(job: dict[str, Any], emit: Emit) -> None:
     """Build or restore the model, train it with NeMo's own steps, save it and diarize test."""
-    import lightning
-    import nemo
     import torch
     from lightning.pytorch import seed_everything
     from nemo.collections.asr.models import SortformerEncLabelModel
@@ -398,24 +427,8 @@ def run_sortformer(job: dict[str, Any], emit: Emit) -> None:
             model.setup_multiple_validation_data(cfg.validation_ds)
     seed_everything(job["seed"], workers=True)  # the model's __init__ calls random.seed(42)
 
-    # diverged weights give NaN probabilities, on which torch's BCE raises a RuntimeError before
-    # any loss exists to check: catch them on their way into the loss instead
-    def finite_probs(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        probs = kwargs.get("probs", args[0] if args else None)
-        if probs is not None and not bool(torch.isfinite(probs).all()):
-            raise Diverged(
-                f"diverged: non-finite speaker probabilities at step {trainer.global_step}"
-            )
-
-    model.loss.register_forward_pre_hook(finite_probs, with_kwargs=True)
-    head = {
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "lightning_version": lightning.__version__,
-        "config_sha256": cfg_sha,
-        "init_sha256": init_sha,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
+    guard_probabilities(model, trainer)
+    head = start_facts(model, cfg_sha, init_sha)
     emit({"event": "start", **head, "resume": str(resume) if resume else None})
 
     started = time.perf_counter()

@@ -39,15 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from worker import (  # this folder's worker.py: the helpers both models share
-    Diverged,
     Emit,
     JobError,
     check_common,
     config_sha256,
+    guard_probabilities,
     make_reporter,
     make_trainer,
     readable_checkpoint,
     sha256_file,
+    start_facts,
     write_atomic,
 )
 
@@ -442,8 +443,6 @@ def run(job: Any, emit: Emit) -> dict[str, Any]:
     the test manifest into out/hyp/ and write out/result.json (also returned)."""
     check_job(job)
     started_all = time.perf_counter()
-    import lightning
-    import nemo
     import torch
     from lightning.pytorch import seed_everything
     from nemo.collections.asr.models import EncDecDiarLabelModel
@@ -548,27 +547,8 @@ def run(job: Any, emit: Emit) -> dict[str, Any]:
         seed_everything(job["seed"], workers=True)
         timings["build"] = time.perf_counter() - started
 
-        def finite_probs(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            """Non-finite probabilities make torch's BCE raise before a loss exists."""
-            probs = kwargs.get("probs", args[0] if args else None)
-            if probs is not None and not bool(torch.isfinite(probs).all()):
-                raise Diverged(
-                    f"diverged: non-finite speaker probabilities at step {trainer.global_step}"
-                )
-
-        model.loss.register_forward_pre_hook(finite_probs, with_kwargs=True)
-        head = {
-            "nemo_version": nemo.__version__,
-            "torch_version": torch.__version__,
-            "lightning_version": lightning.__version__,
-            "config_sha256": cfg_sha,
-            "init_sha256": init_sha,
-            "speaker_sha256": speaker_sha,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable_parameters": sum(
-                p.numel() for n, p in model.named_parameters() if "_speaker_model" not in n
-            ),
-        }
+        guard_probabilities(model, trainer)
+        head = {**start_facts(model, cfg_sha, init_sha), "speaker_sha256": speaker_sha}
         emit({"event": "start", **head, "resume": str(resume) if resume else None})
 
         started = time.perf_counter()
